@@ -75,7 +75,7 @@ def _all_packages() -> list[str]:
     return [*(f"packages/{p}" for p in PACKAGES), *sorted(groups)]
 
 
-@nox.session(python=PYTHONS)
+@nox.session(python=PYTHONS, allow_parallel=True)  # nox -j auto -s tests
 @nox.parametrize("package", PACKAGES, ids=IDS)
 def tests(session: nox.Session, package: str) -> None:
     """Test one package, installed non-editable with only its declared siblings."""
