@@ -1,5 +1,93 @@
-"""Bounded, observable, self-cleaning async execution with signal-based coordination."""
+"""Bounded, observable, self-cleaning async execution with signal-based coordination.
+
+Work runs in coordinators with a concurrency bound; every operation leaves named signals in a
+bounded, time-limited window that other coordinators, atoms and patterns read and react to.
+"""
 
 from __future__ import annotations
 
+from ._clock import TimeBase as TimeBase, loop_clock as loop_clock, to_seconds as to_seconds, utc_now as utc_now
+from ._coordinator import (
+    CoordinatorBase as CoordinatorBase,
+    CoordinatorClosedError as CoordinatorClosedError,
+    CoordinatorMetrics as CoordinatorMetrics,
+    EphemeralWorkCoordinator as EphemeralWorkCoordinator,
+)
+from ._events import (
+    BlockReason as BlockReason,
+    SignalCommandMatch as SignalCommandMatch,
+    SignalConstraints as SignalConstraints,
+    SignalEvent as SignalEvent,
+    SignalPropagation as SignalPropagation,
+    SignalRetractedEvent as SignalRetractedEvent,
+)
+from ._foreach import ephemeral_for_each as ephemeral_for_each
+from ._hooks import EventHook as EventHook, Subscription as Subscription
+from ._loop import LoopBinding as LoopBinding
+from ._matcher import (
+    GlobPattern as GlobPattern,
+    PatternSet as PatternSet,
+    StringPatternMatcher as StringPatternMatcher,
+    compile_pattern as compile_pattern,
+)
+from ._operation import (
+    EphemeralOperation as EphemeralOperation,
+    EphemeralOperationSnapshot as EphemeralOperationSnapshot,
+    OperationEcho as OperationEcho,
+    OperationStatus as OperationStatus,
+    current_operation as current_operation,
+)
+from ._options import EphemeralOptions as EphemeralOptions
+from ._scoped import (
+    ScopedSignalEmitter as ScopedSignalEmitter,
+    ScopedSignalKey as ScopedSignalKey,
+    SignalContext as SignalContext,
+)
+from ._sink import (
+    SignalFilter as SignalFilter,
+    SignalSink as SignalSink,
+    SignalSource as SignalSource,
+    next_id as next_id,
+)
+from ._typed import TypedSignalSink as TypedSignalSink
+
 __version__ = "0.1.0"
+
+__all__ = (
+    "BlockReason",
+    "CoordinatorBase",
+    "CoordinatorClosedError",
+    "CoordinatorMetrics",
+    "EphemeralOperation",
+    "EphemeralOperationSnapshot",
+    "EphemeralOptions",
+    "EphemeralWorkCoordinator",
+    "EventHook",
+    "GlobPattern",
+    "LoopBinding",
+    "OperationEcho",
+    "OperationStatus",
+    "PatternSet",
+    "ScopedSignalEmitter",
+    "ScopedSignalKey",
+    "SignalCommandMatch",
+    "SignalConstraints",
+    "SignalContext",
+    "SignalEvent",
+    "SignalFilter",
+    "SignalPropagation",
+    "SignalRetractedEvent",
+    "SignalSink",
+    "SignalSource",
+    "StringPatternMatcher",
+    "Subscription",
+    "TimeBase",
+    "TypedSignalSink",
+    "compile_pattern",
+    "current_operation",
+    "ephemeral_for_each",
+    "loop_clock",
+    "next_id",
+    "to_seconds",
+    "utc_now",
+)

@@ -1,0 +1,77 @@
+"""Clocks: the running loop's clock read cheaply, and monotonic time mapped onto UTC datetimes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+import anyio
+
+__all__ = ("TimeBase", "loop_clock", "to_seconds", "utc_now")
+
+
+def utc_now() -> datetime:
+    """The current wall-clock time as a timezone-aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+def loop_clock() -> Callable[[], float]:
+    """Return a callable reading the running event loop's clock, the value ``anyio.current_time()`` gives.
+
+    ``anyio.current_time()`` looks the backend up on every call (about 1 µs); the coordinators read
+    the clock twice per item, so they resolve the backend's own clock once instead. Virtual clocks
+    (trio's MockClock, looptime) are read through the same callables.
+    """
+    trio = sys.modules.get("trio")
+    if trio is not None and trio.lowlevel.in_trio_run():
+        return trio.current_time  # type: ignore[no-any-return]
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            return asyncio.get_running_loop().time  # type: ignore[no-any-return]
+        except RuntimeError:
+            pass
+    return anyio.current_time
+
+
+def to_seconds(value: float | timedelta, name: str, *, allow_zero: bool = False) -> float:
+    """Normalise a duration given as seconds or a timedelta, rejecting negative (or zero) values.
+
+    Raises:
+        TypeError: ``value`` is neither a number nor a timedelta.
+        ValueError: ``value`` is negative, or zero when ``allow_zero`` is False.
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise TypeError(f"{name} must be seconds (float) or a timedelta, got {value!r}")
+    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return seconds
+
+
+class TimeBase:
+    """Maps readings of a monotonic clock onto UTC datetimes, anchored once at construction."""
+
+    __slots__ = ("_anchor_clock", "_anchor_wall", "clock")
+
+    def __init__(self, clock: Callable[[], float], now: Callable[[], datetime] = utc_now) -> None:
+        self.clock = clock
+        self._anchor_clock = clock()
+        self._anchor_wall = now()
+
+    def to_datetime(self, reading: float) -> datetime:
+        """The UTC datetime of a clock reading."""
+        return self._anchor_wall + timedelta(seconds=reading - self._anchor_clock)
+
+    def to_reading(self, moment: datetime) -> float:
+        """The clock reading of a UTC datetime."""
+        return self._anchor_clock + (moment - self._anchor_wall).total_seconds()
+
+    def now(self) -> datetime:
+        """The current time as a UTC datetime."""
+        return self.to_datetime(self.clock())
