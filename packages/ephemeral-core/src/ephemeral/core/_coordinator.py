@@ -224,13 +224,19 @@ class CoordinatorBase(Generic[T, R]):
                     await self._async_signals.wait_idle()
             else:
                 self.cancel()
-        except BaseException:
+        except BaseException as error:
+            exc_type, exc, tb = type(error), error, error.__traceback__
             self.cancel()
-            self._shutdown()
-            await tg.__aexit__(*sys.exc_info())
             raise
-        self._shutdown()
-        return await tg.__aexit__(exc_type, exc, tb)
+        finally:
+            self._shutdown()
+            # The task group sees a cancellation (so it can absorb its own), never the caller's own
+            # exception: that propagates unchanged rather than wrapped in an exception group.
+            if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
+                await tg.__aexit__(None, None, None)
+            else:
+                await tg.__aexit__(exc_type, exc, tb)
+        return None
 
     def _shutdown(self) -> None:
         """Release everything: subscriptions, the sink's view, background tasks; finalise the window."""
@@ -377,6 +383,8 @@ class CoordinatorBase(Generic[T, R]):
                     self._check_drained()
         finally:
             self._workers -= 1
+            if self._drained is not None:
+                self._check_drained()  # a cancelled body leaves through here
 
     async def _execute(self, slot: WorkerSlot, item: Any, operation_id: int, key: str | None) -> None:
         clock = self._clock
@@ -552,8 +560,14 @@ class CoordinatorBase(Generic[T, R]):
             return False
         operation.is_pinned = False
         if self._pinned.pop(operation_id, None) is not None:
-            self._running[operation_id] = operation  # re-enter the window through the usual path
-            self._retire(operation)
+            # Back among the finished ones at its place by dispatch order, so an old operation
+            # leaves as soon as it is unpinned instead of starting a new stay at the tail.
+            finished = self._finished
+            position = sum(1 for other in finished if other.sequence < operation.sequence)
+            finished.insert(position, operation)
+            while len(finished) > self._capacity:
+                self._finalize(finished.popleft())
+            self._trim_age()
         return True
 
     def evict(self, operation_id: int) -> bool:

@@ -137,6 +137,8 @@ class SignalConstraints:
     on_blocked: Callable[[SignalEvent[Any], BlockReason], object] | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_depth, bool) or not isinstance(self.max_depth, int):
+            raise TypeError(f"max_depth must be an int, got {self.max_depth!r}")
         if self.max_depth < 1:
             raise ValueError(f"max_depth must be >= 1, got {self.max_depth}")
         object.__setattr__(self, "terminal_signals", frozenset(self.terminal_signals))

@@ -147,12 +147,12 @@ class ScopedSignalEmitter:
 
     def retract(self, name: str) -> bool:
         """Withdraw this emitter's ``sink.coordinator.atom.name``; True when something was removed."""
-        removed = self.sink.retract(str(self.context.key(name)), key=self.key)
+        full = str(self.context.key(name))
+        # Only this operation's signals: another emitter in the same context keeps its own.
+        removed = self.sink._retract(lambda e: e[0] == full and e[1] == self.operation_id, None)
         if removed and self._on_signal_retracted is not None:
             try:
-                self._on_signal_retracted(
-                    SignalRetractedEvent(str(self.context.key(name)), self.operation_id, self.key, self.sink.now())
-                )
+                self._on_signal_retracted(SignalRetractedEvent(full, self.operation_id, self.key, self.sink.now()))
             except Exception:
                 _log.exception("on_signal_retracted callback failed for %s", name)
         return removed > 0

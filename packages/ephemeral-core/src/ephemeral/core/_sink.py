@@ -93,6 +93,10 @@ class SignalSink:
         if isinstance(max_capacity, bool) or not isinstance(max_capacity, int) or max_capacity < 1:
             raise ValueError(f"max_capacity must be an int >= 1, got {max_capacity!r}")
         self._max_age = to_seconds(max_age, "max_age")
+        if not callable(clock):
+            raise TypeError(f"clock must be callable, got {clock!r}")
+        if not callable(now):
+            raise TypeError(f"now must be callable, got {now!r}")
         self._window: deque[_Entry] = deque(maxlen=max_capacity)
         self._clock = clock
         self._time = TimeBase(clock, now)
@@ -112,9 +116,11 @@ class SignalSink:
         """
         entry: _Entry
         if signal.__class__ is str:
-            entry = (signal, next(_ids), key, self._clock(), None)  # type: ignore[assignment]
+            entry = (signal, next(_ids), key, self._clock(), None)
         elif isinstance(signal, SignalEvent):
             entry = (signal.signal, signal.operation_id, signal.key, self._clock(), signal)
+        elif isinstance(signal, str):  # a str subclass, such as a str-valued Enum member: store the plain name
+            entry = (str.__str__(signal), next(_ids), key, self._clock(), None)
         else:
             raise TypeError(f"signal must be a str or a SignalEvent, got {signal!r}")
         self._window.append(entry)
@@ -164,20 +170,24 @@ class SignalSink:
         return self._retract(lambda e: glob.matches(e[0]), pattern)
 
     def clear(self) -> int:
-        """Remove every stored signal, without notifying retraction subscribers; return how many."""
+        """Remove every stored signal, without notifying retraction subscribers; return how many were live."""
         with self._lock:
-            removed = len(self._window)
+            cutoff = self._clock() - self._max_age
+            removed = sum(1 for entry in tuple(self._window) if entry[3] >= cutoff)
             self._window.clear()
         return removed
 
     def _retract(self, predicate: Callable[[_Entry], bool], pattern: str | None) -> int:
         with self._lock:
+            cutoff = self._clock() - self._max_age
             doomed = [entry for entry in tuple(self._window) if predicate(entry)]
             for entry in doomed:
                 try:
                     self._window.remove(entry)
                 except ValueError:  # pushed out by a concurrent emit meanwhile
                     pass
+        # Expired signals are removed too, but they were already invisible: they are not reported.
+        doomed = [entry for entry in doomed if entry[3] >= cutoff]
         if doomed and self._retract_subscribers.handlers:
             stamp = self.now()
             for name, op_id, key, _, _ in doomed:
