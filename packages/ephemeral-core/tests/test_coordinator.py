@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from ephemeral.core import (
@@ -117,7 +118,7 @@ async def test_dynamic_concurrency() -> None:
         assert c.current_max_concurrency == 4 and running == 4
         c.set_max_concurrency(2)
         gate.set()
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
     assert peak == 4 and c.total_completed == 10
 
 
@@ -581,7 +582,7 @@ async def test_for_each_processes_sync_and_async_iterables_lazily() -> None:
 
     async def asource() -> AsyncIterator[int]:
         for i in range(10):
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             yield i
 
     seen: list[int] = []
