@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -25,7 +26,7 @@ def loop_clock() -> Callable[[], float]:
     """
     trio = sys.modules.get("trio")
     if trio is not None and trio.lowlevel.in_trio_run():
-        return trio.current_time  # type: ignore[no-any-return]
+        return _trio_clock(trio.current_time)
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None:
         try:
@@ -33,6 +34,19 @@ def loop_clock() -> Callable[[], float]:
         except RuntimeError:
             pass
     return anyio.current_time
+
+
+def _trio_clock(current_time: Callable[[], float]) -> Callable[[], float]:
+    """Trio's clock, also readable from other threads (a body's worker thread emitting a signal)."""
+    offset = current_time() - time.monotonic()
+
+    def clock() -> float:
+        try:
+            return current_time()
+        except RuntimeError:  # not in the trio thread: the real clock, aligned with trio's at start
+            return time.monotonic() + offset
+
+    return clock
 
 
 def to_seconds(value: float | timedelta, name: str, *, allow_zero: bool = False) -> float:

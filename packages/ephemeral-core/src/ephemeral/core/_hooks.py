@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-__all__ = ("EventHook", "Subscription")
+__all__ = ("EventHook", "Subscription", "call_isolated")
 
 _log = logging.getLogger("ephemeral.core")
 _reentry = threading.local()
@@ -15,6 +15,16 @@ T = TypeVar("T")
 
 #: Nested calls (a handler emitting, whose handler emits, ...) beyond this are dropped and logged.
 MAX_REENTRY = 64
+
+
+def call_isolated(callback: Callable[..., object] | None, *args: object) -> None:
+    """Call a user callback, if any; an exception it raises is logged, never propagated."""
+    if callback is None:
+        return
+    try:
+        callback(*args)
+    except Exception:
+        _log.exception("callback %r failed", callback)
 
 
 class Subscription:

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from ._clock import TimeBase
 from ._events import SignalConstraints, SignalEvent, SignalPropagation, SignalRetractedEvent
+from ._hooks import call_isolated
 from ._matcher import compile_pattern
 from ._sink import SignalFilter, SignalSink, _as_predicate
 
@@ -220,10 +221,7 @@ class EphemeralOperation:
             if reason is not None:
                 if constraints.on_blocked is not None:
                     blocked: SignalEvent[Any] = SignalEvent(signal, self.id, self.key, host.time.now(), chain)
-                    try:
-                        constraints.on_blocked(blocked, reason)
-                    except Exception:
-                        _log.exception("on_blocked callback failed for %s", signal)
+                    call_isolated(constraints.on_blocked, blocked, reason)
                 return False
         elif chain is not None:
             propagation = chain.extend(signal)
@@ -233,11 +231,7 @@ class EphemeralOperation:
         else:
             self._signals.append(event)
         host.sink.publish(event)
-        if host.on_signal is not None:
-            try:
-                host.on_signal(event)
-            except Exception:
-                _log.exception("on_signal callback failed for %s", signal)
+        call_isolated(host.on_signal, event)
         if host.dispatch_async is not None:
             host.dispatch_async(event)
         return True
@@ -245,11 +239,7 @@ class EphemeralOperation:
     def _retracted(self, event: SignalEvent[Any], pattern: str | None) -> None:
         host = self._host
         retracted = SignalRetractedEvent(event.signal, self.id, self.key, host.time.now(), pattern is not None, pattern)
-        if host.on_signal_retracted is not None:
-            try:
-                host.on_signal_retracted(retracted)
-            except Exception:
-                _log.exception("on_signal_retracted callback failed for %s", event.signal)
+        call_isolated(host.on_signal_retracted, retracted)
         if host.dispatch_async is not None:
             host.dispatch_async(retracted)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._events import SignalEvent, SignalRetractedEvent
+from ._hooks import call_isolated
 from ._matcher import compile_pattern
 from ._sink import SignalSink
 
@@ -118,11 +119,7 @@ class ScopedSignalEmitter:
     def _emit(self, name: str) -> SignalEvent[Any]:
         event: SignalEvent[Any] = SignalEvent(name, self.operation_id, self.key, self.sink.now())
         self.sink.emit(event)
-        if self._on_signal is not None:
-            try:
-                self._on_signal(event)
-            except Exception:
-                _log.exception("on_signal callback failed for %s", name)
+        call_isolated(self._on_signal, event)
         return event
 
     def emit(self, name: str) -> SignalEvent[Any]:
@@ -150,9 +147,8 @@ class ScopedSignalEmitter:
         full = str(self.context.key(name))
         # Only this operation's signals: another emitter in the same context keeps its own.
         removed = self.sink._retract(lambda e: e[0] == full and e[1] == self.operation_id, None)
-        if removed and self._on_signal_retracted is not None:
-            try:
-                self._on_signal_retracted(SignalRetractedEvent(full, self.operation_id, self.key, self.sink.now()))
-            except Exception:
-                _log.exception("on_signal_retracted callback failed for %s", name)
+        if removed:
+            call_isolated(
+                self._on_signal_retracted, SignalRetractedEvent(full, self.operation_id, self.key, self.sink.now())
+            )
         return removed > 0
