@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import logging
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -26,7 +25,6 @@ __all__ = (
     "current_operation",
 )
 
-_log = logging.getLogger("ephemeral.core")
 R = TypeVar("R")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,6 @@ from ._sink import SignalSink
 
 __all__ = ("ScopedSignalEmitter", "ScopedSignalKey", "SignalContext")
 
-_log = logging.getLogger("ephemeral.core")
 WILDCARD = "*"
 
 
