@@ -71,16 +71,17 @@ def to_seconds(value: float | timedelta, name: str, *, allow_zero: bool = False)
 class TimeBase:
     """Maps readings of a monotonic clock onto UTC datetimes, anchored once at construction."""
 
-    __slots__ = ("_anchor_clock", "_anchor_wall", "clock")
+    __slots__ = ("_anchor_clock", "_anchor_wall", "_offset", "clock")
 
     def __init__(self, clock: Callable[[], float], now: Callable[[], datetime] = utc_now) -> None:
         self.clock = clock
         self._anchor_clock = clock()
         self._anchor_wall = now()
+        self._offset = self._anchor_wall.timestamp() - self._anchor_clock
 
     def to_datetime(self, reading: float) -> datetime:
         """The UTC datetime of a clock reading."""
-        return self._anchor_wall + timedelta(seconds=reading - self._anchor_clock)
+        return datetime.fromtimestamp(self._offset + reading, timezone.utc)
 
     def to_reading(self, moment: datetime) -> float:
         """The clock reading of a UTC datetime."""

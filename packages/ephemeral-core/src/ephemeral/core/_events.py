@@ -48,7 +48,7 @@ class SignalPropagation:
         return " -> ".join(self.path)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class SignalEvent(Generic[P]):
     """One emitted signal.
 
@@ -67,6 +67,17 @@ class SignalEvent(Generic[P]):
     timestamp: datetime
     propagation: SignalPropagation | None = None
     payload: P | None = field(default=None, compare=False)
+
+    def __init__(
+        self,
+        signal: str,
+        operation_id: int,
+        key: str | None,
+        timestamp: datetime,
+        propagation: SignalPropagation | None = None,
+        payload: P | None = None,
+    ) -> None:
+        _init_event(self, signal, operation_id, key, timestamp, propagation, payload)
 
     @property
     def depth(self) -> int:
@@ -88,6 +99,30 @@ class SignalEvent(Generic[P]):
     def without_payload(self) -> SignalEvent[Any]:
         """The same event with no payload."""
         return replace(self, payload=None) if self.payload is not None else self
+
+
+# Every signal that has a subscriber builds an event, so construction is on the hot path of ``emit``:
+# setting the slots through their descriptors is twice as fast as the generated frozen initialiser.
+_set_signal, _set_id, _set_key, _set_timestamp, _set_propagation, _set_payload = (
+    getattr(SignalEvent, name).__set__ for name in SignalEvent.__slots__
+)
+
+
+def _init_event(
+    event: SignalEvent[Any],
+    signal: str,
+    operation_id: int,
+    key: str | None,
+    timestamp: datetime,
+    propagation: SignalPropagation | None,
+    payload: Any,
+) -> None:
+    _set_signal(event, signal)
+    _set_id(event, operation_id)
+    _set_key(event, key)
+    _set_timestamp(event, timestamp)
+    _set_propagation(event, propagation)
+    _set_payload(event, payload)
 
 
 @dataclass(frozen=True, slots=True)
