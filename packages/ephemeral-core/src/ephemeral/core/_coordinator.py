@@ -31,7 +31,7 @@ from ._operation import (
     _current,
 )
 from ._options import EphemeralOptions
-from ._sink import SignalFilter, SignalSink, _as_predicate, next_id
+from ._sink import SignalFilter, SignalSink, _as_predicate, _ids, next_id
 
 __all__ = ("CoordinatorBase", "CoordinatorClosedError", "CoordinatorMetrics", "EphemeralWorkCoordinator")
 
@@ -43,6 +43,7 @@ R = TypeVar("R")
 Entry = tuple[Any, int, "str | None"]
 
 _PROCEED, _RETRY, _STOP = 0, 1, 2
+_new_id = _ids.__next__
 _COMPLETED, _FAILED, _CANCELLED = OperationStatus.COMPLETED, OperationStatus.FAILED, OperationStatus.CANCELLED
 
 
@@ -261,7 +262,7 @@ class CoordinatorBase(Generic[T, R]):
     # -- intake ---------------------------------------------------------------------------------
 
     def _accept(self, item: T, key: str | None = None) -> int:
-        operation_id = next_id()
+        operation_id = _new_id()
         self._push((item, operation_id, key))
         self._enqueued += 1
         if self._workers - self._active - len(self._parked) <= 0:
@@ -392,8 +393,8 @@ class CoordinatorBase(Generic[T, R]):
         operation = EphemeralOperation(operation_id, key, self._host, clock(), sequence)
         self._running[operation_id] = operation
         self._active += 1
-        if self._workers - self._active - len(self._parked) <= 0 and self._ready_count():
-            self._top_up()  # more is ready and no idle worker is awake: wake the next one
+        if (self._parked or self._workers < self._limit) and self._workers - self._active - len(self._parked) <= 0:
+            self._top_up()  # no idle worker is awake: wake the next one if more is ready
         slot.operation = operation
         try:
             operation.result = await self._body(item)
@@ -477,10 +478,8 @@ class CoordinatorBase(Generic[T, R]):
         finished.append(operation)
         if len(finished) > self._capacity:
             oldest = finished.popleft()
-            if self._echoes is not None or self.operation_finalized.handlers:
-                self._finalize(oldest)
-            else:
-                oldest.finalized = True
+            if oldest.has_signals or self.operation_finalized.handlers:
+                self._finalize(oldest)  # nothing to echo or tell otherwise
 
     def _trim_age(self) -> None:
         if self._lifetime is None or not self._started or self._closed:

@@ -306,7 +306,7 @@ class EphemeralOperation:
     @property
     def has_signals(self) -> bool:
         """Whether the operation holds any signal."""
-        return bool(self._signals)
+        return self._signals is not None and len(self._signals) > 0
 
     def signal_events(self) -> tuple[SignalEvent[Any], ...]:
         """The signals as an immutable tuple."""
