@@ -38,6 +38,7 @@ __all__ = ("CoordinatorBase", "CoordinatorClosedError", "CoordinatorMetrics", "E
 _log = logging.getLogger("ephemeral.core")
 T = TypeVar("T")
 R = TypeVar("R")
+_Self = TypeVar("_Self", bound="CoordinatorBase[Any, Any]")
 
 #: An accepted item waiting to run: (item, operation id, key).
 Entry = tuple[Any, int, "str | None"]
@@ -175,7 +176,7 @@ class CoordinatorBase(Generic[T, R]):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def __aenter__(self: Any) -> Any:
+    async def __aenter__(self: _Self) -> _Self:
         if self._started:
             raise RuntimeError("a coordinator can be entered only once")
         self._started = True
