@@ -40,8 +40,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 _Self = TypeVar("_Self", bound="CoordinatorBase[Any, Any]")
 
-#: An accepted item waiting to run: (item, operation id, key).
-Entry = tuple[Any, int, "str | None"]
+#: An accepted item waiting to run: (item, operation id, key shown on the operation, group). The group is
+#: the subclass's own bookkeeping: the raw key of a keyed coordinator, the lane of a priority one.
+Entry = tuple[Any, int, "str | None", Any]
 
 _PROCEED, _RETRY, _STOP = 0, 1, 2
 _new_id = _ids.__next__
@@ -171,8 +172,8 @@ class CoordinatorBase(Generic[T, R]):
         """Whether one more item may wait."""
         return self._pending() < self._capacity
 
-    def _release(self, operation: EphemeralOperation) -> None:
-        """A body finished (only called when ``_tracks_release`` is set)."""
+    def _release(self, group: Any) -> None:
+        """A body of ``group`` finished (only called when ``_tracks_release`` is set)."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -262,9 +263,9 @@ class CoordinatorBase(Generic[T, R]):
 
     # -- intake ---------------------------------------------------------------------------------
 
-    def _accept(self, item: T, key: str | None = None) -> int:
+    def _accept(self, item: T, key: str | None = None, group: Any = None) -> int:
         operation_id = _new_id()
-        self._push((item, operation_id, key))
+        self._push((item, operation_id, key, group))
         self._enqueued += 1
         if self._workers - self._active - len(self._parked) <= 0:
             self._top_up()
@@ -388,7 +389,7 @@ class CoordinatorBase(Generic[T, R]):
             if self._drained is not None:
                 self._check_drained()  # a cancelled body leaves through here
 
-    async def _execute(self, slot: WorkerSlot, item: Any, operation_id: int, key: str | None) -> None:
+    async def _execute(self, slot: WorkerSlot, item: Any, operation_id: int, key: str | None, group: Any) -> None:
         clock = self._clock
         self._sequence = sequence = self._sequence + 1
         operation = EphemeralOperation(operation_id, key, self._host, clock(), sequence)
@@ -416,7 +417,7 @@ class CoordinatorBase(Generic[T, R]):
             self._active -= 1
             operation.completed_at = clock()
             if self._tracks_release:
-                self._release(operation)
+                self._release(group)
             self._retire(operation)
 
     def _record(self, entry: Entry, status: OperationStatus) -> None:
@@ -438,6 +439,8 @@ class CoordinatorBase(Generic[T, R]):
             if entry is not None:
                 self._wake_producers()
                 self._skipped += 1
+                if self._tracks_release:
+                    self._release(entry[3])
                 self._record(entry, OperationStatus.SKIPPED)
                 self._check_drained()
             return _RETRY
@@ -485,16 +488,20 @@ class CoordinatorBase(Generic[T, R]):
     def _trim_age(self) -> None:
         if self._lifetime is None or not self._started or self._closed:
             return
-        cutoff = self._clock() - self._lifetime
+        lifetime, now = self._lifetime, self._clock()
         finished = self._finished
-        while finished and (finished[0].completed_at or 0.0) <= cutoff:
+        # The same expression as the sweeper's deadline, so a wake-up at the deadline always trims.
+        while finished and (finished[0].completed_at or 0.0) + lifetime <= now:
             self._finalize(finished.popleft())
 
     async def _sweep_ages(self, lifetime: float) -> None:
         while True:
             self._trim_age()
             if self._finished:
-                await anyio.sleep_until((self._finished[0].completed_at or 0.0) + lifetime)
+                # A microsecond past the deadline: clock arithmetic rounding can never make the
+                # sweeper wake just short of it and spin (under a virtual clock time would not move).
+                deadline = (self._finished[0].completed_at or 0.0) + lifetime
+                await anyio.sleep(max(deadline - self._clock(), 0.0) + 1e-6)
             else:
                 self._age_wake = anyio.Event()
                 await self._age_wake.wait()
