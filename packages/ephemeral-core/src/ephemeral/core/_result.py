@@ -80,8 +80,10 @@ class EphemeralResultCoordinator(EphemeralWorkCoordinator[T], Generic[T, R]):
             return None if operation.completed_at is None else operation.snapshot()
         return self._outcomes.get(operation_id)
 
-    async def wait_for_result(  # noqa: ASYNC109 (the seed's WaitForResult takes a timeout)
-        self, operation_id: int, timeout: float | timedelta | None = None
+    async def wait_for_result(
+        self,
+        operation_id: int,
+        timeout: float | timedelta | None = None,  # noqa: ASYNC109 (the seed's WaitForResult takes one)
     ) -> EphemeralOperationSnapshot[R]:
         """Wait until operation ``operation_id`` finished and return its snapshot.
 
