@@ -7,7 +7,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -47,6 +47,47 @@ Entry = tuple[Any, int, "str | None", Any]
 _PROCEED, _RETRY, _STOP = 0, 1, 2
 _new_id = _ids.__next__
 _COMPLETED, _FAILED, _CANCELLED = OperationStatus.COMPLETED, OperationStatus.FAILED, OperationStatus.CANCELLED
+
+
+class Deferral:
+    """Holds work back while a defer signal is live, for at most ``attempts x interval`` per episode.
+
+    An episode starts when a defer signal is first seen and ends when none is live (or a resume
+    signal is). Once its budget is spent, work flows until the episode ends: a lingering signal
+    delays work once, not once per item.
+    """
+
+    __slots__ = ("budget", "defer_on", "interval", "resume_on", "since")
+
+    def __init__(self, defer_on: PatternSet, resume_on: PatternSet, interval: float, attempts: int) -> None:
+        self.defer_on = defer_on
+        self.resume_on = resume_on
+        self.interval = interval
+        self.budget = interval * attempts
+        self.since: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        defer_on: Iterable[str] | str | None,
+        resume_on: Iterable[str] | str | None,
+        interval: float | timedelta,
+        attempts: int,
+    ) -> Deferral | None:
+        """A deferral for these settings, or None when they defer nothing."""
+        patterns = PatternSet(defer_on)
+        if not patterns or attempts <= 0:
+            return None
+        return cls(patterns, PatternSet(resume_on), to_seconds(interval, "defer_check_interval"), attempts)
+
+    def active(self, sink: SignalSink, now: float) -> bool:
+        """Whether work is held back now."""
+        if not sink.detect(self.defer_on) or (self.resume_on and sink.detect(self.resume_on)):
+            self.since = None
+            return False
+        if self.since is None:
+            self.since = now
+        return now - self.since < self.budget
 
 
 class CoordinatorClosedError(RuntimeError):
@@ -104,13 +145,14 @@ class CoordinatorBase(Generic[T, R]):
         self._lifetime = None if lifetime is None else to_seconds(lifetime, "max_operation_lifetime")
         self._sink = options.signals if options.signals is not None else SignalSink()
         self._cancel_on = PatternSet(options.cancel_on_signals)
-        self._defer_on = PatternSet(options.defer_on_signals)
-        self._resume_on = PatternSet(options.resume_on_signals)
         self._drain_on = PatternSet(options.drain_on_signals)
-        self._gated = bool(self._cancel_on) or (bool(self._defer_on) and options.max_defer_attempts > 0)
-        self._defer_interval = to_seconds(options.defer_check_interval, "defer_check_interval")
-        self._defer_budget = self._defer_interval * options.max_defer_attempts
-        self._defer_since: float | None = None
+        self._deferral = Deferral.of(
+            options.defer_on_signals,
+            options.resume_on_signals,
+            options.defer_check_interval,
+            options.max_defer_attempts,
+        )
+        self._gated = bool(self._cancel_on) or self._deferral is not None
         self._deferring = False
 
         self._running: dict[int, EphemeralOperation] = {}
@@ -433,40 +475,35 @@ class CoordinatorBase(Generic[T, R]):
     async def _check_gates(self) -> int:
         if not self._pending():
             return _PROCEED
-        sink = self._sink
-        if self._cancel_on and sink.detect(self._cancel_on):
+        if self._cancel_on and self._sink.detect(self._cancel_on):
             entry = self._take()
             if entry is not None:
-                self._wake_producers()
-                self._skipped += 1
-                if self._tracks_release:
-                    self._release(entry[3])
-                self._record(entry, OperationStatus.SKIPPED)
-                self._check_drained()
+                self._skip(entry)
             return _RETRY
-        if self._defer_on and self._defer_active():
-            if self._deferring:
-                return _STOP
-            self._deferring = True
-            try:
-                await anyio.sleep(self._defer_interval)
-            finally:
-                self._deferring = False
-            if not self._defer_active():
-                self._top_up()
-            return _RETRY
+        if self._deferral is not None and self._deferral.active(self._sink, self._clock()):
+            return await self._hold(self._deferral.interval)
         return _PROCEED
 
-    def _defer_active(self) -> bool:
-        """Whether a defer signal holds items back now (bounded by the deferral budget per episode)."""
-        sink = self._sink
-        if not sink.detect(self._defer_on) or (self._resume_on and sink.detect(self._resume_on)):
-            self._defer_since = None
-            return False
-        now = self._clock()
-        if self._defer_since is None:
-            self._defer_since = now
-        return now - self._defer_since < self._defer_budget
+    def _skip(self, entry: Entry) -> None:
+        """Drop a taken item because of a cancel signal: counted, and visible in the window."""
+        self._wake_producers()
+        self._skipped += 1
+        if self._tracks_release:
+            self._release(entry[3])
+        self._record(entry, OperationStatus.SKIPPED)
+        self._check_drained()
+
+    async def _hold(self, interval: float) -> int:
+        """Work is deferred: one worker waits ``interval`` and looks again, the others park."""
+        if self._deferring:
+            return _STOP
+        self._deferring = True
+        try:
+            await anyio.sleep(interval)
+        finally:
+            self._deferring = False
+        self._top_up()
+        return _RETRY
 
     # -- the window -----------------------------------------------------------------------------
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
-from ._coordinator import CoordinatorMetrics, EphemeralWorkCoordinator
+from ._coordinator import CoordinatorBase, CoordinatorMetrics, EphemeralWorkCoordinator
+from ._keyed import EphemeralKeyedWorkCoordinator
 from ._options import EphemeralOptions
 
 __all__ = ("ephemeral_for_each",)
@@ -17,6 +18,8 @@ async def ephemeral_for_each(
     items: Iterable[T] | AsyncIterable[T],
     body: Callable[[T], Awaitable[Any]],
     options: EphemeralOptions | None = None,
+    *,
+    key_selector: Callable[[T], Hashable] | None = None,
 ) -> CoordinatorMetrics:
     """Run ``body`` over every item with bounded concurrency and return the final counters.
 
@@ -24,9 +27,16 @@ async def ephemeral_for_each(
     at a time, so an endless or huge source is fine. A body that raises is recorded and counted in
     ``total_failed``; the others carry on. If the source itself raises, the items already taken
     still run, then the source's exception propagates.
+
+    With ``key_selector``, items of one key run in order, at most ``max_concurrency_per_key`` at once,
+    under the global ``max_concurrency``, and a busy key never holds up the others.
     """
     source_error: Exception | None = None
-    coordinator: EphemeralWorkCoordinator[T] = EphemeralWorkCoordinator(body, options)
+    coordinator: CoordinatorBase[T, Any] = (
+        EphemeralWorkCoordinator(body, options)
+        if key_selector is None
+        else EphemeralKeyedWorkCoordinator(key_selector, body, options)
+    )
     async with coordinator:
         try:
             await coordinator.enqueue_many(items)
