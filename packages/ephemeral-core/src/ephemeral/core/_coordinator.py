@@ -484,11 +484,11 @@ class CoordinatorBase(Generic[T, R]):
             return await self._hold(self._deferral.interval)
         return _PROCEED
 
-    def _skip(self, entry: Entry) -> None:
-        """Drop a taken item because of a cancel signal: counted, and visible in the window."""
+    def _skip(self, entry: Entry, *, taken: bool = True) -> None:
+        """Drop an item because of a cancel signal: counted, and visible in the window."""
         self._wake_producers()
         self._skipped += 1
-        if self._tracks_release:
+        if taken and self._tracks_release:
             self._release(entry[3])
         self._record(entry, OperationStatus.SKIPPED)
         self._check_drained()

@@ -28,12 +28,20 @@ class KeyedQueues:
     number of active keys, not the number of keys ever seen.
     """
 
-    __slots__ = ("_fair", "_heap", "_queues", "_rank", "_ready", "_ring", "_running", "per_key", "size")
+    __slots__ = ("_fair", "_heap", "_key_of", "_queues", "_rank", "_ready", "_ring", "_running", "per_key", "size")
 
-    def __init__(self, per_key: int, *, fair: bool = False, rank: Callable[[Entry], Any] | None = None) -> None:
+    def __init__(
+        self,
+        per_key: int,
+        *,
+        fair: bool = False,
+        rank: Callable[[Entry], Any] | None = None,
+        key_of: Callable[[Entry], Any] | None = None,
+    ) -> None:
         self.per_key = per_key
         self._fair = fair
         self._rank: Callable[[Entry], Any] = rank if rank is not None else (lambda entry: entry[1])
+        self._key_of: Callable[[Entry], Any] = key_of if key_of is not None else (lambda entry: entry[3])
         self._queues: dict[Any, deque[Entry]] = {}
         self._running: dict[Any, int] = {}
         self._ready: set[Any] = set()
@@ -74,8 +82,8 @@ class KeyedQueues:
             heapq.heappush(self._heap, (self._rank(head), head[1], key))
 
     def push(self, entry: Entry) -> None:
-        """Queue an accepted item under its key (``entry[3]``)."""
-        key = entry[3]
+        """Queue an accepted item under its key."""
+        key = self._key_of(entry)
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = deque()
@@ -132,15 +140,24 @@ class KeyedQueues:
             self._running.pop(key, None)
         self._mark_ready(key)
 
-    def take_all(self) -> list[Entry]:
-        """Remove every waiting item (running counts stay until released)."""
-        entries = sorted((e for queue in self._queues.values() for e in queue), key=lambda e: e[1])
-        self._queues.clear()
+    def remove_where(self, predicate: Callable[[Entry], bool]) -> list[Entry]:
+        """Remove the waiting items matching ``predicate``, oldest first (running counts stay)."""
+        removed: list[Entry] = []
+        for key, queue in list(self._queues.items()):
+            kept = deque(entry for entry in queue if not predicate(entry))
+            removed.extend(entry for entry in queue if predicate(entry))
+            if kept:
+                self._queues[key] = kept
+            else:
+                del self._queues[key]
+        self.size -= len(removed)
         self._ready.clear()
         self._heap.clear()
         self._ring.clear()
-        self.size = 0
-        return entries
+        for key in list(self._queues):
+            self._mark_ready(key)
+        removed.sort(key=lambda entry: entry[1])
+        return removed
 
 
 _NONE: Any = object()
@@ -187,7 +204,7 @@ class EphemeralKeyedWorkCoordinator(CoordinatorBase[T, Any], Generic[T, K]):
         return self._keys.ready_count
 
     def _take_all(self) -> list[Entry]:
-        return self._keys.take_all()
+        return self._keys.remove_where(lambda entry: True)
 
     def _release(self, group: Any) -> None:
         self._keys.release(group)
