@@ -11,6 +11,7 @@ from ._coordinator import (
     CoordinatorBase as CoordinatorBase,
     CoordinatorClosedError as CoordinatorClosedError,
     CoordinatorMetrics as CoordinatorMetrics,
+    Deferral as Deferral,
     EphemeralWorkCoordinator as EphemeralWorkCoordinator,
 )
 from ._events import (
@@ -38,6 +39,16 @@ from ._operation import (
     current_operation as current_operation,
 )
 from ._options import EphemeralOptions as EphemeralOptions
+from ._priority import (
+    PriorityKeyedWorkCoordinator as PriorityKeyedWorkCoordinator,
+    PriorityLane as PriorityLane,
+    PriorityWorkCoordinator as PriorityWorkCoordinator,
+    PriorityWorkCoordinatorOptions as PriorityWorkCoordinatorOptions,
+)
+from ._result import (
+    EphemeralResultCoordinator as EphemeralResultCoordinator,
+    ResultUnavailableError as ResultUnavailableError,
+)
 from ._scoped import (
     ScopedSignalEmitter as ScopedSignalEmitter,
     ScopedSignalKey as ScopedSignalKey,
@@ -58,16 +69,25 @@ __all__ = (
     "CoordinatorBase",
     "CoordinatorClosedError",
     "CoordinatorMetrics",
+    "Deferral",
+    "EphemeralKeyedWorkCoordinator",
     "EphemeralOperation",
     "EphemeralOperationSnapshot",
     "EphemeralOptions",
+    "EphemeralResultCoordinator",
     "EphemeralWorkCoordinator",
     "EventHook",
     "GlobPattern",
+    "KeyedQueues",
     "LoopBinding",
     "OperationEcho",
     "OperationStatus",
     "PatternSet",
+    "PriorityKeyedWorkCoordinator",
+    "PriorityLane",
+    "PriorityWorkCoordinator",
+    "PriorityWorkCoordinatorOptions",
+    "ResultUnavailableError",
     "ScopedSignalEmitter",
     "ScopedSignalKey",
     "SignalCommandMatch",
@@ -83,6 +103,7 @@ __all__ = (
     "Subscription",
     "TimeBase",
     "TypedSignalSink",
+    "call_isolated",
     "compile_pattern",
     "current_operation",
     "ephemeral_for_each",
