@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 
 from ephemeral.core import EphemeralOptions
-from ephemeral.core._keyed import EphemeralKeyedWorkCoordinator
+from ephemeral.core import EphemeralKeyedWorkCoordinator
 
 KEYS = ["slow"] + [f"fast{i}" for i in range(9)]
 ROUNDS = 20

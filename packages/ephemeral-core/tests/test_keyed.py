@@ -5,8 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from ephemeral.core import EphemeralOptions
-from ephemeral.core._keyed import EphemeralKeyedWorkCoordinator
+from ephemeral.core import EphemeralKeyedWorkCoordinator, EphemeralOptions
 
 Item = tuple[str, int]
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from ephemeral.core import CoordinatorClosedError, EphemeralOptions, OperationStatus, SignalSink
-from ephemeral.core._priority import (
+from ephemeral.core import (
+    CoordinatorClosedError,
+    EphemeralOptions,
+    OperationStatus,
     PriorityKeyedWorkCoordinator,
     PriorityLane,
     PriorityWorkCoordinator,
     PriorityWorkCoordinatorOptions,
+    SignalSink,
 )
 
 

@@ -8,10 +8,16 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ephemeral.core import CoordinatorClosedError, EphemeralOptions, SignalSink
-from ephemeral.core._coordinator import CoordinatorBase
-from ephemeral.core._keyed import EphemeralKeyedWorkCoordinator
-from ephemeral.core._priority import PriorityKeyedWorkCoordinator, PriorityLane, PriorityWorkCoordinatorOptions
+from ephemeral.core import (
+    CoordinatorBase,
+    CoordinatorClosedError,
+    EphemeralKeyedWorkCoordinator,
+    EphemeralOptions,
+    PriorityKeyedWorkCoordinator,
+    PriorityLane,
+    PriorityWorkCoordinatorOptions,
+    SignalSink,
+)
 
 LANES = ("high", "normal", "low")
 durations = st.sampled_from([0.0, 0.01, 0.5, 2.0])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from ephemeral.core import EphemeralOptions, OperationStatus
-from ephemeral.core._result import EphemeralResultCoordinator, ResultUnavailableError
+from ephemeral.core import EphemeralOptions, EphemeralResultCoordinator, OperationStatus, ResultUnavailableError
 
 
 async def double(item: int) -> int:
