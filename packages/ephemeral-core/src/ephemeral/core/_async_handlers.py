@@ -24,7 +24,8 @@ class AsyncSignalQueue:
     """Queues signals for async handlers and runs at most ``max_concurrent`` handlers at once.
 
     When ``max_queued`` signals are already waiting, the oldest waiting one is dropped to make room
-    (the newest state matters most) and counted in ``dropped_count``. A handler that raises is
+    (the newest state matters most) and counted in ``dropped_count``, as are signals whose handler was
+    interrupted by cancellation and signals still waiting at ``close()``. A handler that raises is
     logged and counted in ``failed_count``; the others carry on.
     """
 
@@ -59,17 +60,34 @@ class AsyncSignalQueue:
 
     def submit(self, event: AnySignal) -> None:
         """Queue ``event`` for its handler; callable from any thread."""
+        self.offer(event)
+
+    def offer(self, event: AnySignal) -> bool:
+        """Queue ``event`` for its handler, as ``submit`` does, and tell whether it was queued.
+
+        Returns:
+            True when queued (a full queue drops its oldest waiting signal to make room); False when
+            the queue is not running (counted in ``dropped_count``) or has no handler for the event.
+        """
         loop = self._loop
         if loop is None or self._tg is None:
             self.dropped_count += 1
-            return
+            return False
         if not loop.on_loop_thread:
-            loop.call(lambda: self.submit(event))
-            return
+            queued: list[bool] = []
+
+            def offer_on_loop() -> None:
+                queued.append(self.offer(event))
+
+            loop.call(offer_on_loop)
+            if not queued:  # the loop has finished
+                self.dropped_count += 1
+                return False
+            return queued[0]
         if isinstance(event, SignalEvent) and self._on_signal is None:
-            return
+            return False
         if isinstance(event, SignalRetractedEvent) and self._on_retracted is None:
-            return
+            return False
         if len(self._queue) >= self._max_queued:
             self._queue.popleft()
             self.dropped_count += 1
@@ -77,6 +95,7 @@ class AsyncSignalQueue:
         if self._workers < self._max_concurrent:
             self._workers += 1
             self._tg.start_soon(self._work)
+        return True
 
     async def _work(self) -> None:
         try:
@@ -92,19 +111,24 @@ class AsyncSignalQueue:
                 except Exception:
                     self.failed_count += 1
                     _log.exception("async signal handler failed for %s", event.signal)
+                except BaseException:
+                    self.dropped_count += 1  # interrupted by cancellation: never fully handled
+                    raise
                 else:
                     self.processed_count += 1
         finally:
             self._workers -= 1
-            if not self._workers and self._idle is not None:
-                self._idle.set()
+            idle = self._idle
+            if not self._workers and idle is not None:
+                self._idle = None
+                idle.set()
 
     async def wait_idle(self) -> None:
         """Wait until every queued signal has been handled."""
         while self._workers or self._queue:
-            self._idle = anyio.Event()
+            if self._idle is None:  # shared by every waiter, so none is left waiting on a stale event
+                self._idle = anyio.Event()
             await self._idle.wait()
-        self._idle = None
 
     def close(self) -> None:
         """Stop accepting signals; the ones still queued are dropped and counted."""
