@@ -23,7 +23,8 @@ from ._events import (
     SignalRetractedEvent as SignalRetractedEvent,
 )
 from ._foreach import ephemeral_for_each as ephemeral_for_each
-from ._hooks import EventHook as EventHook, Subscription as Subscription
+from ._hooks import EventHook as EventHook, Subscription as Subscription, call_isolated as call_isolated
+from ._keyed import EphemeralKeyedWorkCoordinator as EphemeralKeyedWorkCoordinator, KeyedQueues as KeyedQueues
 from ._loop import LoopBinding as LoopBinding
 from ._matcher import (
     GlobPattern as GlobPattern,
