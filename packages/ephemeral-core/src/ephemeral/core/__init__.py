@@ -14,6 +14,7 @@ from ._coordinator import (
     Deferral as Deferral,
     EphemeralWorkCoordinator as EphemeralWorkCoordinator,
 )
+from ._dispatcher import SignalDispatcher as SignalDispatcher
 from ._events import (
     BlockReason as BlockReason,
     SignalCommandMatch as SignalCommandMatch,
@@ -25,6 +26,7 @@ from ._events import (
 from ._foreach import ephemeral_for_each as ephemeral_for_each
 from ._hooks import EventHook as EventHook, Subscription as Subscription, call_isolated as call_isolated
 from ._keyed import EphemeralKeyedWorkCoordinator as EphemeralKeyedWorkCoordinator, KeyedQueues as KeyedQueues
+from ._lastwords import LastWordsNote as LastWordsNote, LastWordsNoteAtom as LastWordsNoteAtom
 from ._loop import LoopBinding as LoopBinding
 from ._matcher import (
     GlobPattern as GlobPattern,
@@ -46,9 +48,23 @@ from ._priority import (
     PriorityWorkCoordinator as PriorityWorkCoordinator,
     PriorityWorkCoordinatorOptions as PriorityWorkCoordinatorOptions,
 )
+from ._responsibility import (
+    ACKED_SIGNAL as ACKED_SIGNAL,
+    DEFAULT_ACK_PATTERN as DEFAULT_ACK_PATTERN,
+    EXPIRED_SIGNAL as EXPIRED_SIGNAL,
+    Pinning as Pinning,
+    ResponsibilitySignalManager as ResponsibilitySignalManager,
+    ResponsibilitySnapshot as ResponsibilitySnapshot,
+    ack_pattern_for as ack_pattern_for,
+)
 from ._result import (
     EphemeralResultCoordinator as EphemeralResultCoordinator,
     ResultUnavailableError as ResultUnavailableError,
+)
+from ._routing import (
+    SignalRouter as SignalRouter,
+    SignalTransform as SignalTransform,
+    subscribe_to_pattern as subscribe_to_pattern,
 )
 from ._scoped import (
     ScopedSignalEmitter as ScopedSignalEmitter,
@@ -66,6 +82,9 @@ from ._typed import TypedSignalSink as TypedSignalSink
 __version__ = "0.1.0"
 
 __all__ = (
+    "ACKED_SIGNAL",
+    "DEFAULT_ACK_PATTERN",
+    "EXPIRED_SIGNAL",
     "BlockReason",
     "CoordinatorBase",
     "CoordinatorClosedError",
@@ -80,36 +99,46 @@ __all__ = (
     "EventHook",
     "GlobPattern",
     "KeyedQueues",
+    "LastWordsNote",
+    "LastWordsNoteAtom",
     "LoopBinding",
     "OperationEcho",
     "OperationStatus",
     "PatternSet",
+    "Pinning",
     "PriorityKeyedWorkCoordinator",
     "PriorityLane",
     "PriorityWorkCoordinator",
     "PriorityWorkCoordinatorOptions",
+    "ResponsibilitySignalManager",
+    "ResponsibilitySnapshot",
     "ResultUnavailableError",
     "ScopedSignalEmitter",
     "ScopedSignalKey",
     "SignalCommandMatch",
     "SignalConstraints",
     "SignalContext",
+    "SignalDispatcher",
     "SignalEvent",
     "SignalFilter",
     "SignalPropagation",
     "SignalRetractedEvent",
+    "SignalRouter",
     "SignalSink",
     "SignalSource",
+    "SignalTransform",
     "StringPatternMatcher",
     "Subscription",
     "TimeBase",
     "TypedSignalSink",
+    "ack_pattern_for",
     "call_isolated",
     "compile_pattern",
     "current_operation",
     "ephemeral_for_each",
     "loop_clock",
     "next_id",
+    "subscribe_to_pattern",
     "to_seconds",
     "utc_now",
 )
