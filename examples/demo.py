@@ -12,8 +12,13 @@ from dataclasses import dataclass
 import anyio
 
 from ephemeral.core import (
+    EphemeralKeyedWorkCoordinator,
     EphemeralOptions,
+    EphemeralResultCoordinator,
     EphemeralWorkCoordinator,
+    PriorityLane,
+    PriorityWorkCoordinator,
+    PriorityWorkCoordinatorOptions,
     SignalSink,
     current_operation,
     ephemeral_for_each,
@@ -63,6 +68,52 @@ async def main() -> None:
     items = [WorkItem(f"batch-{i}") for i in range(12)]
     result = await ephemeral_for_each(items, process, EphemeralOptions(max_concurrency=4))
     print(f"processed {result.total_enqueued}: {result.total_completed} completed, {result.total_failed} failed")
+
+    print("\n== Keyed: per-customer order, and a slow customer does not hold up the others ==")
+    finished: list[str] = []
+
+    async def process_order(order: tuple[str, int]) -> None:
+        await anyio.sleep(0.2 if order[0] == "slow-customer" else 0.01)
+        finished.append(f"{order[0]}#{order[1]}")
+
+    keyed_options = EphemeralOptions(max_concurrency=4, max_concurrency_per_key=1)
+    async with EphemeralKeyedWorkCoordinator(lambda order: order[0], process_order, keyed_options) as keyed:
+        for n in range(3):
+            for customer in ("slow-customer", "alice", "bob"):
+                await keyed.enqueue((customer, n))
+        await anyio.sleep(0.1)
+        print(f"after 0.1 s: {finished}")
+    print(f"all done, each customer in order: {finished}")
+
+    print("\n== Priority lanes: high goes first at every dispatch ==")
+    order: list[str] = []
+
+    async def handle(job: str) -> None:
+        await anyio.sleep(0.01)
+        order.append(job)
+
+    lanes = PriorityWorkCoordinatorOptions(
+        lanes=[PriorityLane("high"), PriorityLane("normal"), PriorityLane("low")],
+        ephemeral_options=EphemeralOptions(max_concurrency=1),
+    )
+    async with PriorityWorkCoordinator(handle, lanes) as prioritised:
+        for n in range(2):
+            await prioritised.enqueue(f"low-{n}", "low")
+            await prioritised.enqueue(f"normal-{n}", "normal")
+            await prioritised.enqueue(f"high-{n}", "high")
+    print(f"ran in this order: {order}")
+
+    print("\n== Results by operation id ==")
+
+    async def fetch(n: int) -> int:
+        await anyio.sleep(0.01)
+        return n * n
+
+    async with EphemeralResultCoordinator(fetch, EphemeralOptions(max_concurrency=4)) as results:
+        operation_id = await results.enqueue(12)
+        snapshot = await results.wait_for_result(operation_id)
+        if snapshot.has_result:
+            print(f"operation {operation_id} returned {snapshot.result}")
 
     accounted = metrics.total_completed + metrics.total_failed + metrics.total_skipped + metrics.total_cancelled
     if accounted != metrics.total_enqueued:
