@@ -17,8 +17,7 @@ from typing import Any
 
 import anyio
 
-from ephemeral.core import EphemeralOptions
-from ephemeral.core import EphemeralKeyedWorkCoordinator
+from ephemeral.core import EphemeralKeyedWorkCoordinator, EphemeralOptions
 
 KEYS = ["slow"] + [f"fast{i}" for i in range(9)]
 ROUNDS = 20
