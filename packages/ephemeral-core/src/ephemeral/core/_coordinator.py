@@ -18,6 +18,7 @@ from ._async_handlers import AsyncSignalQueue
 from ._clock import TimeBase, loop_clock, to_seconds
 from ._events import SignalEvent
 from ._hooks import EventHook, Subscription
+from ._lifecycle import close_task_group, open_task_group
 from ._loop import LoopBinding
 from ._matcher import PatternSet, compile_pattern
 from ._operation import (
@@ -233,8 +234,7 @@ class CoordinatorBase(Generic[T, R]):
         if options.enable_operation_echo:
             retention = to_seconds(options.operation_echo_retention, "operation_echo_retention")
             self._echoes = OperationEchoStore(self._time, retention, options.operation_echo_capacity)
-        self._tg = tg = anyio.create_task_group()
-        await tg.__aenter__()
+        self._tg = tg = await open_task_group()
         try:
             self._pool = await tg.start(self._host_pool)
             if self._lifetime is not None:
@@ -252,8 +252,7 @@ class CoordinatorBase(Generic[T, R]):
                 self._subscriptions.append(self._sink.subscribe(self._watch_drain))
             self._sink.register_source(self)
         except BaseException:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(*sys.exc_info())
+            await close_task_group(tg, *sys.exc_info())
             raise
         return self
 
@@ -275,12 +274,7 @@ class CoordinatorBase(Generic[T, R]):
             raise
         finally:
             self._shutdown()
-            # The task group sees a cancellation (so it can absorb its own), never the caller's own
-            # exception: that propagates unchanged rather than wrapped in an exception group.
-            if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
-                await tg.__aexit__(None, None, None)
-            else:
-                await tg.__aexit__(exc_type, exc, tb)
+            await close_task_group(tg, exc_type, exc, tb)
         return None
 
     def _shutdown(self) -> None:
@@ -295,8 +289,6 @@ class CoordinatorBase(Generic[T, R]):
         for operation in self._window_operations():
             self._finalize(operation)
         self._closed = True
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
 
     async def _host_pool(self, *, task_status: TaskStatus[TaskGroup]) -> None:
         async with anyio.create_task_group() as pool:

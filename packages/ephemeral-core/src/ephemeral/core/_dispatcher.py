@@ -9,12 +9,12 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-import anyio
 from anyio.abc import TaskGroup
 
 from ._async_handlers import AsyncSignalQueue
 from ._events import SignalEvent
 from ._hooks import EventHook, Subscription
+from ._lifecycle import close_task_group, open_task_group
 from ._loop import LoopBinding
 from ._matcher import GlobPattern, compile_pattern
 from ._sink import SignalSink
@@ -97,8 +97,7 @@ class SignalDispatcher:
         if self._entered:
             raise RuntimeError("a SignalDispatcher can be entered only once")
         self._entered = True
-        self._tg = tg = anyio.create_task_group()
-        await tg.__aenter__()
+        self._tg = tg = await open_task_group()
         self._queue.start(tg, LoopBinding())
         return self
 
@@ -115,12 +114,7 @@ class SignalDispatcher:
             raise
         finally:
             self.close()
-            tg.cancel_scope.cancel()
-            # The caller's own exception propagates unchanged, not wrapped by the task group.
-            if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
-                await tg.__aexit__(None, None, None)
-            else:
-                await tg.__aexit__(exc_type, exc, tb)
+            await close_task_group(tg, exc_type, exc, tb)
         return None
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._coordinator import CoordinatorClosedError, EphemeralWorkCoordinator
+from ._lifecycle import close_task_group, open_task_group
 from ._operation import EphemeralOperationSnapshot
 from ._options import EphemeralOptions
 
@@ -97,8 +98,7 @@ class LastWordsNoteAtom:
     async def __aenter__(self: _Self) -> _Self:
         await self._coordinator.__aenter__()
         try:
-            self._tg = tg = anyio.create_task_group()
-            await tg.__aenter__()
+            self._tg = tg = await open_task_group()
             tg.start_soon(self._feed)
         except BaseException:
             await self._coordinator.__aexit__(*sys.exc_info())
@@ -117,8 +117,7 @@ class LastWordsNoteAtom:
             self._closing = True
             self.dropped_count += len(self._backlog)  # only on an error: nothing left otherwise
             self._backlog.clear()
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
+            await close_task_group(tg)
             await self._coordinator.__aexit__(exc_type, exc, tb)
         return None
 

@@ -22,6 +22,7 @@ from anyio.abc import TaskGroup
 from ._clock import TimeBase, loop_clock, to_seconds, utc_now
 from ._events import SignalEvent
 from ._hooks import call_isolated
+from ._lifecycle import close_task_group, open_task_group
 from ._loop import LoopBinding
 from ._matcher import GlobPattern, compile_pattern
 from ._sink import SignalSink
@@ -205,8 +206,7 @@ class ResponsibilitySignalManager:
         self._loop = LoopBinding()
         if self._own_clock:
             self._use_clock(loop_clock())
-        self._tg = tg = anyio.create_task_group()
-        await tg.__aenter__()
+        self._tg = tg = await open_task_group()
         if self._duration is not None:
             tg.start_soon(self._run_timer)
         return self
@@ -219,12 +219,7 @@ class ResponsibilitySignalManager:
         try:
             self.close()
         finally:
-            tg.cancel_scope.cancel()
-            # The caller's own exception propagates unchanged, not wrapped by the task group.
-            if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
-                await tg.__aexit__(None, None, None)
-            else:
-                await tg.__aexit__(exc_type, exc, tb)
+            await close_task_group(tg, exc_type, exc, tb)
         return None
 
     def close(self) -> None:
