@@ -6,6 +6,11 @@ bounded, time-limited window that other coordinators, atoms and patterns read an
 
 from __future__ import annotations
 
+from ._aggregation import (
+    DecayingReputationWindow as DecayingReputationWindow,
+    SignalAggregate as SignalAggregate,
+    SignalAggregationWindow as SignalAggregationWindow,
+)
 from ._clock import TimeBase as TimeBase, loop_clock as loop_clock, to_seconds as to_seconds, utc_now as utc_now
 from ._coordinator import (
     CoordinatorBase as CoordinatorBase,
@@ -15,6 +20,7 @@ from ._coordinator import (
     EphemeralWorkCoordinator as EphemeralWorkCoordinator,
 )
 from ._dispatcher import SignalDispatcher as SignalDispatcher
+from ._early_exit import EarlyExitResult as EarlyExitResult, EarlyExitResultCoordinator as EarlyExitResultCoordinator
 from ._events import (
     BlockReason as BlockReason,
     SignalCommandMatch as SignalCommandMatch,
@@ -42,6 +48,24 @@ from ._operation import (
     current_operation as current_operation,
 )
 from ._options import EphemeralOptions as EphemeralOptions
+from ._orchestration import (
+    ContributorResult as ContributorResult,
+    ContributorTracker as ContributorTracker,
+    ProgressSignals as ProgressSignals,
+    QuorumResult as QuorumResult,
+    SignalConsensus as SignalConsensus,
+)
+from ._pipeline import (
+    DependencyCoordinator as DependencyCoordinator,
+    DependencyExecutionError as DependencyExecutionError,
+    DependencyResult as DependencyResult,
+    PipelineResult as PipelineResult,
+    PipelineStage as PipelineStage,
+    StagedPipeline as StagedPipeline,
+    StagedPipelineBuilder as StagedPipelineBuilder,
+    StageResult as StageResult,
+    StageTriggerTimeoutError as StageTriggerTimeoutError,
+)
 from ._priority import (
     PriorityKeyedWorkCoordinator as PriorityKeyedWorkCoordinator,
     PriorityLane as PriorityLane,
@@ -78,6 +102,7 @@ from ._sink import (
     next_id as next_id,
 )
 from ._typed import TypedSignalSink as TypedSignalSink
+from ._waves import SignalStage as SignalStage, SignalWaveExecutor as SignalWaveExecutor
 
 __version__ = "0.1.0"
 
@@ -86,10 +111,18 @@ __all__ = (
     "DEFAULT_ACK_PATTERN",
     "EXPIRED_SIGNAL",
     "BlockReason",
+    "ContributorResult",
+    "ContributorTracker",
     "CoordinatorBase",
     "CoordinatorClosedError",
     "CoordinatorMetrics",
+    "DecayingReputationWindow",
     "Deferral",
+    "DependencyCoordinator",
+    "DependencyExecutionError",
+    "DependencyResult",
+    "EarlyExitResult",
+    "EarlyExitResultCoordinator",
     "EphemeralKeyedWorkCoordinator",
     "EphemeralOperation",
     "EphemeralOperationSnapshot",
@@ -106,16 +139,23 @@ __all__ = (
     "OperationStatus",
     "PatternSet",
     "Pinning",
+    "PipelineResult",
+    "PipelineStage",
     "PriorityKeyedWorkCoordinator",
     "PriorityLane",
     "PriorityWorkCoordinator",
     "PriorityWorkCoordinatorOptions",
+    "ProgressSignals",
+    "QuorumResult",
     "ResponsibilitySignalManager",
     "ResponsibilitySnapshot",
     "ResultUnavailableError",
     "ScopedSignalEmitter",
     "ScopedSignalKey",
+    "SignalAggregate",
+    "SignalAggregationWindow",
     "SignalCommandMatch",
+    "SignalConsensus",
     "SignalConstraints",
     "SignalContext",
     "SignalDispatcher",
@@ -126,7 +166,13 @@ __all__ = (
     "SignalRouter",
     "SignalSink",
     "SignalSource",
+    "SignalStage",
     "SignalTransform",
+    "SignalWaveExecutor",
+    "StageResult",
+    "StageTriggerTimeoutError",
+    "StagedPipeline",
+    "StagedPipelineBuilder",
     "StringPatternMatcher",
     "Subscription",
     "TimeBase",
