@@ -135,7 +135,7 @@ def demo(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Run benchmarks/run.py: ephemeral-core against aiometer, cachetools, ... on asyncio and trio."""
-    session.install("packages/ephemeral-core", "aiometer", "trio", "cachetools")
+    session.install("packages/ephemeral-core", "aiometer", "trio", "cachetools", "async-lru")
     if (ROOT / "benchmarks/requirements.txt").is_file():
         session.install("-r", "benchmarks/requirements.txt")
     session.run("python", "benchmarks/run.py", *session.posargs)

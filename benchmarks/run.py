@@ -1,7 +1,8 @@
 """Benchmarks of ephemeral-core's hot paths against what a Python user would pick instead.
 
-One process, one run: coordinator throughput (asyncio and trio), SignalSink.emit and sense, and the
-memory of a long coordinator run. Prints a markdown report on stdout (progress goes to stderr).
+One process, one run: coordinator throughput (asyncio and trio), SignalSink.emit and sense, the memory
+of a long coordinator run, and EphemeralLruCache against cachetools and async-lru. Prints a markdown
+report on stdout (progress goes to stderr).
 
     python benchmarks/run.py [--quick] [--backend asyncio|trio|both] [--repeat N] [--json PATH]
 
@@ -29,6 +30,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_cache
 import bench_memory
 import bench_sink
 import bench_throughput
@@ -105,7 +107,10 @@ def machine_info() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": affinity,
-        "versions": {name: _version(name) for name in ("ephemeral-core", "anyio", "trio", "aiometer", "sniffio")},
+        "versions": {
+            name: _version(name)
+            for name in ("ephemeral-core", "anyio", "trio", "aiometer", "sniffio", "cachetools", "async-lru")
+        },
         "ephemeral_core_source": library_source(),
     }
 
@@ -352,6 +357,138 @@ def memory(backends: Sequence[str], total: int, checkpoints: list[int]) -> tuple
     return text, figures
 
 
+# -- 5. cache -----------------------------------------------------------------------------------------------
+
+
+def _interleaved(names: Sequence[str], run: Callable[[str], float], repeats: int, label: str) -> dict[str, list[float]]:
+    """Each name's timings over `repeats` rounds, the order rotated from round to round."""
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(repeats):
+        shift = rep % len(names)
+        for name in [*names[shift:], *names[:shift]]:
+            gc.collect()
+            times[name].append(run(name))
+        log(f"  [{rep + 1}/{repeats}] {label}")
+    return times
+
+
+def cache(
+    backends: Sequence[str], rounds: int, misses: int, repeats: int, targets: Targets
+) -> tuple[str, dict[str, Any]]:
+    hits = {f"{bench_cache.where(c.backend)}/{c.name}": c for c in bench_cache.hit_contenders(list(backends))}
+    for contender in hits.values():  # warm-up
+        bench_cache.time_hit(contender, max(rounds // 20, 1))
+    n = rounds * bench_cache.KEYS
+    hit_times = _interleaved(list(hits), lambda key: bench_cache.time_hit(hits[key], rounds), repeats, "cache hits")
+    per_hit = {key: min(runs) for key, runs in hit_times.items()}
+    ttl_get = per_hit[f"sync code/{bench_cache.TTL_GET}"]
+    lru_get = per_hit[f"sync code/{bench_cache.LRU_GET}"]
+    figures: dict[str, Any] = {"hits": {}, "misses": {}}
+    rows: list[list[str]] = []
+    for key, contender in hits.items():
+        cost = per_hit[key]
+        async_lru = per_hit.get(f"{contender.backend}/{bench_cache.ASYNC_LRU}")
+        by_async_lru = "-" if async_lru is None or contender.timed is None else ratio(cost / async_lru)
+        target, met = "-", "-"
+        if contender.target:
+            ok_ttl = targets.add(
+                f"cache hit, {bench_cache.where(contender.backend)}: {contender.name} / {bench_cache.TTL_GET}",
+                cost / ttl_get,
+                "<=",
+                2.0,
+            )
+            ok_lru = targets.add(
+                f"cache hit, {bench_cache.where(contender.backend)}: {contender.name} / {bench_cache.LRU_GET}",
+                cost / lru_get,
+                "<=",
+                2.0,
+            )
+            target, met = "<= 2x both", verdict(ok_ttl and ok_lru)
+        figures["hits"][key] = {
+            "ns_per_hit_best": cost * 1e9,
+            "ns_per_hit_median": statistics.median(hit_times[key]) * 1e9,
+            "ratio_to_ttlcache_get": cost / ttl_get,
+            "ratio_to_lrucache_get": cost / lru_get,
+        }
+        floor = contender.floor
+        rows.append(
+            [
+                bench_cache.where(contender.backend),
+                contender.name,
+                f"{cost * 1e9:,.0f}",
+                f"{statistics.median(hit_times[key]) * 1e9:,.0f}",
+                "-" if floor else ratio(cost / ttl_get),
+                "-" if floor else ratio(cost / lru_get),
+                "-" if floor else by_async_lru,
+                target,
+                met,
+            ]
+        )
+    hit_table = table(
+        [
+            "where",
+            "contender",
+            "ns/hit (best)",
+            "ns/hit (median)",
+            "÷ TTLCache.get",
+            "÷ LRUCache.get",
+            "÷ async-lru",
+            "target",
+            "met",
+        ],
+        rows,
+        "llrrrrrll",
+    )
+
+    miss_contenders = {
+        f"{bench_cache.where(c.backend)}/{c.name}": c for c in bench_cache.miss_contenders(list(backends))
+    }
+    for miss in miss_contenders.values():  # warm-up
+        bench_cache.time_miss(miss, max(misses // 20, 100))
+    miss_times = _interleaved(
+        list(miss_contenders), lambda key: bench_cache.time_miss(miss_contenders[key], misses), repeats, "cache misses"
+    )
+    per_miss = {key: min(runs) / misses for key, runs in miss_times.items()}
+    cachetools_miss = per_miss[f"sync code/{bench_cache.CACHETOOLS_MISS}"]
+    rows = []
+    for key, miss in miss_contenders.items():
+        cost = per_miss[key]
+        async_lru = per_miss.get(f"{miss.backend}/{bench_cache.ASYNC_LRU_MISS}")
+        figures["misses"][key] = {
+            "ns_per_miss_best": cost * 1e9,
+            "ns_per_miss_median": statistics.median(miss_times[key]) / misses * 1e9,
+            "ratio_to_cachetools": cost / cachetools_miss,
+        }
+        rows.append(
+            [
+                bench_cache.where(miss.backend),
+                miss.name,
+                f"{cost * 1e9:,.0f}",
+                f"{statistics.median(miss_times[key]) / misses * 1e9:,.0f}",
+                ratio(cost / cachetools_miss),
+                "-" if async_lru is None or miss.timed is None else ratio(cost / async_lru),
+            ]
+        )
+    miss_table = table(
+        ["where", "contender", "ns/miss (best)", "ns/miss (median)", "÷ cachetools get+set", "÷ async-lru"],
+        rows,
+        "llrrrr",
+    )
+    text = (
+        f"## 5. `EphemeralLruCache`: hits and misses against cachetools and async-lru, best and median of {repeats}\n\n"
+        f"Hits: {n:,} lookups per run in {rounds} passes over {bench_cache.KEYS:,} cached keys (max_size="
+        f"{bench_cache.MAX_SIZE:,}, ttl={bench_cache.TTL:g} s; EphemeralLruCache keys are hot after 3 accesses); "
+        "a run's figure is its fastest pass, so that other processes taking the CPU count as little as possible. "
+        "Ratios are ns per hit ÷ the contender's (below 1: faster). The target, judged with signals sampled "
+        f"(sample_rate={bench_cache.SAMPLED}, so a hit emits nothing 99 times in 100): a hit costs at most 2x "
+        "cachetools' TTLCache.get and LRUCache.get. With the default sample_rate=1 every hit also emits a signal.\n\n"
+        + hit_table
+        + f"\n\nMisses: {misses:,} new keys per run (the mean), each loaded (or set) and stored; the caches fill up to "
+        f"{bench_cache.MAX_SIZE:,} entries and then evict one per miss.\n\n" + miss_table
+    )
+    return text, figures
+
+
 # -- main -------------------------------------------------------------------------------------------------
 
 
@@ -363,13 +500,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also save every figure as JSON")
     parser.add_argument(
         "--only",
-        default="throughput,emit,sense,memory",
-        help="comma-separated sections to run (default: all of throughput,emit,sense,memory)",
+        default="throughput,emit,sense,memory,cache",
+        help="comma-separated sections to run (default: all of throughput,emit,sense,memory,cache)",
     )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be >= 1")
-    unknown = set(args.only.split(",")) - {"throughput", "emit", "sense", "memory"}
+    unknown = set(args.only.split(",")) - {"throughput", "emit", "sense", "memory", "cache"}
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     return args
@@ -393,6 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "memory_items": 1_000_000 // scale,
         "memory_checkpoints": [c // scale for c in (10_000, 100_000, 500_000, 1_000_000)],
         "concurrency": CONCURRENCY,
+        "cache_hit_rounds": 500 // scale,
+        "cache_misses": 100_000 // scale,
     }
     info = machine_info()
     print("# ephemeral-core benchmarks\n")
@@ -424,8 +563,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "sense" in sections:
         log("sense ...")
         texts["sense"], figures["sense"] = sense_time(config["sense_window"], config["sense_calls"], repeats)
+    if "cache" in sections:
+        log("cache ...")
+        texts["cache"], figures["cache"] = cache(
+            backends, config["cache_hit_rounds"], config["cache_misses"], repeats, targets
+        )
 
-    for section in ("throughput", "emit", "sense", "memory"):
+    for section in ("throughput", "emit", "sense", "memory", "cache"):
         if section in texts:
             print(texts[section] + "\n")
     if targets.rows:

@@ -1,0 +1,540 @@
+"""EphemeralLruCache: an LRU cache with sliding expiry, longer life for hot keys, single-flight loads and signals."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Generic, TypeVar, cast
+
+import anyio
+
+from ._clock import to_seconds
+from ._events import SignalEvent
+from ._sink import SignalSink
+
+__all__ = ("CacheStats", "EphemeralLruCache", "EphemeralLruCacheOptions")
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+#: How long the private signal window of a cache keeps its signals, in seconds.
+SIGNAL_WINDOW_AGE = 300.0
+
+_monotonic = time.monotonic
+
+
+def _int_at_least(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class EphemeralLruCacheOptions:
+    """How an ``EphemeralLruCache`` expires, evicts and reports. Every field is checked at construction.
+
+    Attributes:
+        default_ttl: How long an entry lives after its last access (seconds or a timedelta). Every hit
+            moves its expiry to now + ``default_ttl``.
+        hot_key_extension: The time to live of a hot key, which *replaces* ``default_ttl`` on each hit.
+        hot_access_threshold: How many accesses make a key hot; the insert counts as the first, so with
+            3 the second hit after a load makes the key hot.
+        max_size: The most entries held; beyond it the least recently used entry is evicted.
+        sample_rate: Emit 1 in ``sample_rate`` signals of each kind (``cache.hit``, ``cache.hot``,
+            ``cache.miss``, ``cache.evict``): the first of each kind, then every ``sample_rate``-th.
+            The counters in ``get_stats()`` are always exact.
+        signals: A shared ``SignalSink`` to emit on; without one the cache keeps a private sink of
+            ``2 * max_size`` signals for 5 minutes.
+        clock: A monotonic clock in seconds. By default the cache reads the running event loop's clock
+            when called inside a loop, so that virtual time (looptime, trio's MockClock) drives its TTLs
+            in tests, and ``time.monotonic()`` when called outside any loop (plain sync code, other
+            threads), the readings joined into one timeline that never goes backwards. Once it meets a
+            real-time loop (a stock asyncio loop, trio's default clock), which runs at the pace of
+            ``time.monotonic()``, it reads ``time.monotonic()`` directly from then on (unless it has
+            followed a virtual clock before). Until then each reading checks for a running loop (about
+            0.25 µs); pass ``time.monotonic`` for a cache used only from plain sync code, or under other
+            real-time loops (uvloop), which the default follows reading by reading.
+
+    Raises:
+        TypeError: A field has the wrong type.
+        ValueError: A field is out of range (durations must be > 0, counts >= 1).
+    """
+
+    default_ttl: float | timedelta = 300.0
+    hot_key_extension: float | timedelta = 1800.0
+    hot_access_threshold: int = 3
+    max_size: int = 10_000
+    sample_rate: int = 1
+    signals: SignalSink | None = None
+    clock: Callable[[], float] | None = None
+
+    def __post_init__(self) -> None:
+        to_seconds(self.default_ttl, "default_ttl")
+        to_seconds(self.hot_key_extension, "hot_key_extension")
+        _int_at_least("hot_access_threshold", self.hot_access_threshold, 1)
+        _int_at_least("max_size", self.max_size, 1)
+        _int_at_least("sample_rate", self.sample_rate, 1)
+        if self.signals is not None and not isinstance(self.signals, SignalSink):
+            raise TypeError(f"signals must be a SignalSink or None, got {self.signals!r}")
+        if self.clock is not None and not callable(self.clock):
+            raise TypeError(f"clock must be callable or None, got {self.clock!r}")
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """A snapshot of a cache: what it holds and how it has been used since it was created.
+
+    Attributes:
+        size: Entries held, expired ones not yet dropped included.
+        hot_entries: Live entries accessed at least ``hot_access_threshold`` times.
+        expired_entries: Entries still held whose time is up (dropped when next met or evicted).
+        hits: Lookups that found a live value.
+        misses: Lookups that found none (a ``get_or_add`` that loaded or waited for a load included).
+        evictions: Entries removed because they expired or because the cache was full.
+        hit_rate: ``hits / (hits + misses)``, 0.0 before any lookup.
+        max_size: The most entries the cache holds.
+    """
+
+    size: int
+    hot_entries: int
+    expired_entries: int
+    hits: int
+    misses: int
+    evictions: int
+    hit_rate: float
+    max_size: int
+
+    @property
+    def total_entries(self) -> int:
+        """The seed's name for ``size``."""
+        return self.size
+
+
+def _loop_following_clock(settle: Callable[[Callable[[], float]], None]) -> Callable[[], float]:
+    """The default cache clock: the running loop's clock inside an event loop, ``time.monotonic()`` outside.
+
+    Until it settles, each reading asks which source applies (the running asyncio loop, the running trio
+    run's clock, or none) and joins the readings of successive sources into one timeline that never goes
+    backwards: a new source continues from the later of the old source's reading and the monotonic
+    timeline's. Virtual clocks (looptime, trio's MockClock) thus drive expiry while the cache is used
+    inside their loop, and a cache used from several loops one after another follows each in turn.
+
+    Real-time loop clocks (a stock asyncio loop's, trio's default clock) run at the pace of
+    ``time.monotonic()``, so on meeting one, unless a virtual clock was followed before, the clock calls
+    ``settle(time.monotonic)``: the cache then reads ``time.monotonic()`` directly, the cheapest clock and
+    valid in every loop, thread and sync caller.
+
+    It is a closure rather than an object with ``__call__``: calling a function is markedly cheaper.
+    """
+    source: object = None
+    read: Callable[[], float] = _monotonic
+    offset = 0.0
+    lead = 0.0  # how far the timeline runs ahead of time.monotonic() (grows under virtual clocks)
+    followed_virtual = False
+    running_loop: Callable[[], Any] | None = None  # asyncio's, once asyncio is imported
+    trio_local: Any = None  # sniffio's thread-local, which trio names itself in for the whole of a run
+    current_clock: Callable[[], Any] = _no_clock
+
+    def switch(new_source: object, new_read: Callable[[], float]) -> float:
+        nonlocal source, read, offset, lead, followed_virtual
+        if new_source is not _monotonic:
+            if not followed_virtual and _is_real_time(new_source):
+                settle(_monotonic)  # the timeline has been time.monotonic() all along
+                return _monotonic()
+            followed_virtual = True
+        try:
+            before = read() + offset
+        except Exception:  # the old source cannot be read any more
+            before = -math.inf
+        monotonic = _monotonic()
+        now = max(before, monotonic + lead)
+        lead = now - monotonic
+        source, read, offset = new_source, new_read, now - new_read()
+        return now
+
+    def find_loops() -> None:
+        nonlocal running_loop, trio_local, current_clock
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is not None:
+            running_loop = asyncio._get_running_loop
+        trio, sniffio = sys.modules.get("trio"), sys.modules.get("sniffio")
+        if trio is not None and sniffio is not None:
+            trio_local, current_clock = sniffio.thread_local, trio.lowlevel.current_clock
+
+    def clock() -> float:
+        if (running_loop is None and "asyncio" in sys.modules) or (trio_local is None and "trio" in sys.modules):
+            find_loops()  # no loop of a library can run before it is imported
+        if running_loop is not None:
+            loop = running_loop()
+            if loop is not None:
+                if loop is source:
+                    return read() + offset
+                return switch(loop, loop.time)
+        if trio_local is not None and trio_local.name == "trio":
+            trio_clock = current_clock()
+            if trio_clock is source:
+                return read() + offset
+            return switch(trio_clock, trio_clock.current_time)
+        if source is _monotonic:
+            return _monotonic() + offset
+        return switch(_monotonic, _monotonic)
+
+    return clock
+
+
+def _no_clock() -> None:
+    return None
+
+
+def _is_real_time(source: object) -> bool:
+    """Whether a loop (asyncio) or a clock (trio) reads real time, at the pace of ``time.monotonic()``."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None and getattr(type(source), "time", None) is asyncio.BaseEventLoop.time:
+        return True
+    # trio does not export its default clock's class; without it, trio's clock is merely followed.
+    system_clock = getattr(sys.modules.get("trio._core._run"), "SystemClock", None)
+    return system_clock is not None and type(source) is system_clock
+
+
+class _Entry(Generic[V]):
+    """A cached value, when it expires, the time to live a hit gives it, and how many accesses it lacks to be hot."""
+
+    __slots__ = ("cold", "expires", "ttl", "value")
+
+    def __init__(self, value: V, expires: float, ttl: float, cold: int) -> None:
+        self.value = value
+        self.expires = expires
+        self.ttl = ttl  # becomes hot_key_extension when the entry turns hot
+        self.cold = cold  # accesses still needed to be hot; 0 once hot
+
+
+class _Load(Generic[V]):
+    """One load in flight: its waiters park on ``done`` and then read the outcome."""
+
+    __slots__ = ("abandoned", "done", "error", "traceback", "value")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.value: V | None = None
+        self.error: Exception | None = None
+        self.traceback: TracebackType | None = None
+        self.abandoned = False
+
+
+class EphemeralLruCache(Generic[K, V]):
+    """An LRU cache whose entries slide: every hit extends a key's life, and hot keys live longer.
+
+    Each hit moves the entry's expiry to now + its time to live (``default_ttl``, or the ``ttl`` given
+    when it was stored), or to now + ``hot_key_extension`` once the key has been accessed
+    ``hot_access_threshold`` times; expiry is checked on every read, so an expired value is never
+    returned. Beyond ``max_size`` entries the least recently used one is evicted.
+
+    ``get_or_add`` loads a missing key once however many tasks ask for it at the same time: the first
+    caller runs the factory and the others wait for its outcome. If the factory raises, every waiter
+    gets the exception and nothing is cached. Cancelling a waiter leaves the load running for the others;
+    if the loading caller itself is cancelled, the load is abandoned and the next waiter runs the
+    factory again. A hit returns without yielding to the event loop.
+
+    The cache emits ``cache.hit`` (a hit on a key not yet hot), ``cache.hot`` (a hit on a hot key),
+    ``cache.miss``, ``cache.evict`` (expired or pushed out) and ``cache.invalidate``, each with
+    ``key=str(key)``, sampled per kind by ``sample_rate`` (``cache.invalidate`` is never sampled).
+
+    Time is the running event loop's clock inside a loop (virtual time in tests) and ``time.monotonic()``
+    outside; see ``EphemeralLruCacheOptions.clock``. The cache is meant for one event loop thread, or for
+    plain sync code (``try_get``, ``set``, ...); it is not thread-safe, like ``cachetools`` caches. Every
+    operation is O(1) except ``get_stats`` and ``get_signals``.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_default_ttl",
+        "_emit",
+        "_entries",
+        "_evictions",
+        "_find",
+        "_hot_hits",
+        "_hot_threshold",
+        "_hot_ttl",
+        "_loading",
+        "_max_size",
+        "_misses",
+        "_options",
+        "_phase",
+        "_plain_hits",
+        "_rate",
+        "_sink",
+        "_touch",
+    )
+
+    def __init__(self, options: EphemeralLruCacheOptions | None = None) -> None:
+        if options is None:
+            options = EphemeralLruCacheOptions()
+        elif not isinstance(options, EphemeralLruCacheOptions):
+            raise TypeError(f"options must be EphemeralLruCacheOptions or None, got {options!r}")
+        self._options = options
+        self._default_ttl = to_seconds(options.default_ttl, "default_ttl")
+        self._hot_ttl = to_seconds(options.hot_key_extension, "hot_key_extension")
+        self._hot_threshold = options.hot_access_threshold
+        self._max_size = options.max_size
+        self._rate = options.sample_rate
+        self._phase = 1 % options.sample_rate  # the 1st, (N+1)th, (2N+1)th ... of each kind is emitted
+        self._clock: Callable[[], float] = (
+            options.clock if options.clock is not None else _loop_following_clock(self._set_clock)
+        )
+        self._sink = (
+            options.signals
+            if options.signals is not None
+            else SignalSink(max_capacity=2 * options.max_size, max_age=SIGNAL_WINDOW_AGE)
+        )
+        self._emit = self._sink.emit
+        self._entries: OrderedDict[K, _Entry[V]] = OrderedDict()
+        # Bound once: the hit path is measured against cachetools (benchmarks/bench_cache.py).
+        self._find = self._entries.get
+        self._touch = self._entries.move_to_end
+        self._loading: dict[K, _Load[V]] = {}
+        self._plain_hits = 0
+        self._hot_hits = 0
+        self._misses = 0
+        self._evictions = 0
+
+    def _set_clock(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def try_get(self, key: K) -> tuple[bool, V | None]:
+        """Look ``key`` up without loading it; a hit slides its expiry.
+
+        Returns:
+            ``(True, value)`` on a hit, ``(False, None)`` when the key is absent or expired.
+        """
+        # The hit path is inline here and in get_or_add: a call costs a fifth of a hit (bench_cache.py).
+        entry = self._find(key)
+        if entry is not None:
+            now = self._clock()
+            if now < entry.expires:
+                self._touch(key)
+                if entry.cold:
+                    self._cold_hit(key, entry, now)
+                else:
+                    entry.expires = now + entry.ttl
+                    hits = self._hot_hits = self._hot_hits + 1
+                    if hits % self._rate == self._phase:
+                        self._emit("cache.hot", str(key))
+                return True, entry.value
+            self._evict(key)
+        self._miss(key)
+        return False, None
+
+    def _cold_hit(self, key: K, entry: _Entry[V], now: float) -> None:
+        """Count a hit on a key not yet hot: it slides by its own TTL, or turns hot with this access."""
+        cold = entry.cold = entry.cold - 1
+        if cold:
+            entry.expires = now + entry.ttl
+            hits = self._plain_hits = self._plain_hits + 1
+            if hits % self._rate == self._phase:
+                self._emit("cache.hit", str(key))
+            return
+        entry.ttl = self._hot_ttl
+        entry.expires = now + entry.ttl
+        hits = self._hot_hits = self._hot_hits + 1
+        if hits % self._rate == self._phase:
+            self._emit("cache.hot", str(key))
+
+    def _miss(self, key: K) -> None:
+        misses = self._misses = self._misses + 1
+        if misses % self._rate == self._phase:
+            self._emit("cache.miss", str(key))
+
+    async def get_or_add(
+        self, key: K, factory: Callable[[K], Awaitable[V]], *, ttl: float | timedelta | None = None
+    ) -> V:
+        """The value of ``key``, loaded with ``await factory(key)`` and stored when missing or expired.
+
+        Concurrent calls for a missing key share one load: the factory runs once and every caller gets
+        its value. A hit slides the key's expiry and returns without yielding to the event loop.
+
+        Args:
+            key: The key.
+            factory: ``async def factory(key) -> value``, awaited on a miss.
+            ttl: The time to live of a loaded entry (default: ``default_ttl``); a hit keeps the
+                entry's own.
+
+        Returns:
+            The cached or loaded value.
+
+        Raises:
+            Exception: Whatever the factory raised, in every caller waiting on that load; nothing is
+                cached then.
+        """
+        seconds = self._default_ttl if ttl is None else to_seconds(ttl, "ttl")
+        entry = self._find(key)
+        if entry is not None:
+            now = self._clock()
+            if now < entry.expires:
+                self._touch(key)
+                if entry.cold:
+                    self._cold_hit(key, entry, now)
+                else:
+                    entry.expires = now + entry.ttl
+                    hits = self._hot_hits = self._hot_hits + 1
+                    if hits % self._rate == self._phase:
+                        self._emit("cache.hot", str(key))
+                return entry.value
+            self._evict(key)
+        self._miss(key)
+        while True:
+            load = self._loading.get(key)
+            if load is None:
+                return await self._load(key, factory, seconds)
+            await load.done.wait()
+            if load.error is not None:
+                # Each waiter raises the shared exception afresh, from the load's own traceback.
+                raise load.error.with_traceback(load.traceback)
+            if not load.abandoned:
+                return load.value  # type: ignore[return-value]  # set when not abandoned
+            # The loading caller was cancelled: take over, unless a value was stored meanwhile.
+            entry = self._entries.get(key)
+            if entry is not None and self._clock() < entry.expires:
+                return entry.value
+
+    async def _load(self, key: K, factory: Callable[[K], Awaitable[V]], ttl: float) -> V:
+        load: _Load[V] = _Load()
+        self._loading[key] = load
+        try:
+            value = await factory(key)
+        except Exception as error:
+            load.error, load.traceback = error, error.__traceback__
+            raise
+        except BaseException:  # cancelled (or interrupted): a waiter will run the factory again
+            load.abandoned = True
+            raise
+        else:
+            load.value = value
+            # Store the value unless set(), invalidate() or clear() detached this load meanwhile.
+            if self._loading.get(key) is load:
+                self._store(key, value, ttl)
+            return value
+        finally:
+            if self._loading.get(key) is load:
+                del self._loading[key]
+            load.done.set()
+
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` has a live value; unlike a hit, this neither slides its expiry nor counts."""
+        entry = self._entries.get(cast(K, key))
+        if entry is None:
+            return False
+        if self._clock() < entry.expires:
+            return True
+        self._evict(cast(K, key))
+        return False
+
+    def __len__(self) -> int:
+        """How many entries the cache holds, expired ones not yet dropped included."""
+        return len(self._entries)
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def set(self, key: K, value: V, *, ttl: float | timedelta | None = None) -> None:
+        """Store ``value`` under ``key`` as a fresh entry, replacing any previous one.
+
+        A load of ``key`` in flight still hands its value to its waiters but no longer stores it.
+
+        Args:
+            key: The key.
+            value: The value.
+            ttl: Its time to live (default: ``default_ttl``).
+        """
+        self._loading.pop(key, None)
+        self._store(key, value, self._default_ttl if ttl is None else to_seconds(ttl, "ttl"))
+
+    def _store(self, key: K, value: V, ttl: float) -> None:
+        entries = self._entries
+        now = self._clock()
+        entries.pop(key, None)
+        cold = self._hot_threshold - 1  # the insert is the first access
+        entries[key] = _Entry(value, now + ttl, ttl if cold else self._hot_ttl, cold)
+        # Drop expired entries at the least recently used end, then whatever exceeds max_size.
+        while len(entries) > self._max_size or next(iter(entries.values())).expires <= now:
+            self._evict(next(iter(entries)))
+
+    def _evict(self, key: K) -> None:
+        del self._entries[key]
+        evictions = self._evictions = self._evictions + 1
+        if evictions % self._rate == self._phase:
+            self._emit("cache.evict", str(key))
+
+    def invalidate(self, key: K) -> bool:
+        """Remove ``key``; a load of it in flight still serves its waiters but is no longer stored.
+
+        Returns:
+            Whether a live value was removed (an expired one is dropped too, as an eviction).
+        """
+        self._loading.pop(key, None)
+        if key not in self:
+            return False
+        del self._entries[key]
+        self._emit("cache.invalidate", str(key))
+        return True
+
+    def clear(self) -> None:
+        """Remove every entry and detach every load in flight; the counters are kept."""
+        self._entries.clear()
+        self._loading.clear()
+
+    # -- observing --------------------------------------------------------------------------------
+
+    @property
+    def max_size(self) -> int:
+        """The most entries the cache holds."""
+        return self._max_size
+
+    @property
+    def options(self) -> EphemeralLruCacheOptions:
+        """The options the cache was created with."""
+        return self._options
+
+    @property
+    def signals(self) -> SignalSink:
+        """The sink the cache emits on (the shared one from the options, or its private one)."""
+        return self._sink
+
+    def get_stats(self) -> CacheStats:
+        """Counts of what the cache holds (one pass over the entries) and of its lookups so far."""
+        now = self._clock()
+        expired = hot = 0
+        for entry in self._entries.values():
+            if entry.expires <= now:
+                expired += 1
+            elif not entry.cold:
+                hot += 1
+        hits = self._plain_hits + self._hot_hits
+        lookups = hits + self._misses
+        return CacheStats(
+            size=len(self._entries),
+            hot_entries=hot,
+            expired_entries=expired,
+            hits=hits,
+            misses=self._misses,
+            evictions=self._evictions,
+            hit_rate=hits / lookups if lookups else 0.0,
+            max_size=self._max_size,
+        )
+
+    def get_signals(self, pattern: str | None = None) -> list[SignalEvent[Any]]:
+        """The live ``cache.*`` signals on the cache's sink, oldest first; only those matching ``pattern`` if given.
+
+        On a shared sink these include the signals of every cache emitting on it.
+        """
+        if pattern is None:
+            return self._sink.sense("cache.*")
+        return [event for event in self._sink.sense(pattern) if event.signal.startswith("cache.")]
