@@ -9,12 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
-import looptime
 import pytest
-import trio.testing
 
-from ephemeral.core import SignalSink
-from ephemeral.core._cache import CacheStats, EphemeralLruCache, EphemeralLruCacheOptions, _loop_following_clock
+from ephemeral.core import CacheStats, EphemeralLruCache, EphemeralLruCacheOptions, SignalSink
 
 
 class FakeClock:
@@ -698,61 +695,16 @@ def test_default_clock_works_from_sync_code() -> None:
     assert cache.try_get("k") == (False, None)
 
 
-@pytest.fixture
-def filled_outside_the_loop() -> EphemeralLruCache[str, int]:
-    """A cache created and filled by sync code, before the test's event loop runs."""
+async def test_default_clock_inside_the_loop_follows_loop_time() -> None:
+    """A cache made inside the event loop reads the loop's clock, so virtual time drives its TTLs."""
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet(default_ttl=60, hot_access_threshold=1000))
     cache.set("k", 1)
-    return cache
-
-
-async def test_cache_filled_outside_the_loop_follows_virtual_time(
-    filled_outside_the_loop: EphemeralLruCache[str, int],
-) -> None:
-    """Entries stored before the loop ran keep their remaining TTL, then expire in the loop's (virtual) time."""
-    cache = filled_outside_the_loop
-    assert cache.try_get("k") == (True, 1)  # slides: 60 s from now, in loop time
+    await anyio.sleep(59)
+    assert cache.try_get("k") == (True, 1)  # slides: 60 s from now
     await anyio.sleep(59)
     assert "k" in cache
     await anyio.sleep(1)
     assert "k" not in cache
-
-
-def test_loop_clock_joins_loops_into_one_timeline_that_never_goes_back() -> None:
-    """The default clock follows each virtual loop it is read in, continuing where the previous one left off."""
-    settled: list[Callable[[], float]] = []
-    clock = _loop_following_clock(settled.append)
-    readings = [clock()]
-
-    async def sleep_and_read() -> None:
-        readings.append(clock())
-        await anyio.sleep(1000)
-        readings.append(clock())
-
-    anyio.run(sleep_and_read, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
-    readings.append(clock())
-    anyio.run(sleep_and_read, backend="asyncio", backend_options={"loop_factory": looptime.new_event_loop})
-    readings.append(clock())
-    assert readings == sorted(readings)
-    assert readings[2] - readings[1] == pytest.approx(1000)  # virtual time drove it
-    assert readings[5] - readings[4] == pytest.approx(1000)
-    assert readings[-1] - readings[0] >= 2000
-    assert settled == []  # virtual clocks are followed, never settled
-
-
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_loop_clock_settles_on_monotonic_in_a_real_time_loop(backend: str) -> None:
-    """In a real-time loop the default clock hands over to time.monotonic(), valid in every loop and thread."""
-    settled: list[Callable[[], float]] = []
-    clock = _loop_following_clock(settled.append)
-    before = clock()
-
-    async def read() -> float:
-        return clock()
-
-    inside = anyio.run(read, backend=backend)
-    assert settled == [time.monotonic]
-    assert before <= inside <= time.monotonic()
 
 
 @pytest.mark.real_time

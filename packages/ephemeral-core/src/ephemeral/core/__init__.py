@@ -11,6 +11,11 @@ from ._aggregation import (
     SignalAggregate as SignalAggregate,
     SignalAggregationWindow as SignalAggregationWindow,
 )
+from ._cache import (
+    CacheStats as CacheStats,
+    EphemeralLruCache as EphemeralLruCache,
+    EphemeralLruCacheOptions as EphemeralLruCacheOptions,
+)
 from ._clock import TimeBase as TimeBase, loop_clock as loop_clock, to_seconds as to_seconds, utc_now as utc_now
 from ._coordinator import (
     CoordinatorBase as CoordinatorBase,
@@ -111,6 +116,7 @@ __all__ = (
     "DEFAULT_ACK_PATTERN",
     "EXPIRED_SIGNAL",
     "BlockReason",
+    "CacheStats",
     "ContributorResult",
     "ContributorTracker",
     "CoordinatorBase",
@@ -124,6 +130,8 @@ __all__ = (
     "EarlyExitResult",
     "EarlyExitResultCoordinator",
     "EphemeralKeyedWorkCoordinator",
+    "EphemeralLruCache",
+    "EphemeralLruCacheOptions",
     "EphemeralOperation",
     "EphemeralOperationSnapshot",
     "EphemeralOptions",

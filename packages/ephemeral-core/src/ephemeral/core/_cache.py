@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -14,7 +12,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import anyio
 
-from ._clock import to_seconds
+from ._clock import loop_clock, to_seconds
 from ._events import SignalEvent
 from ._sink import SignalSink
 
@@ -53,15 +51,9 @@ class EphemeralLruCacheOptions:
             The counters in ``get_stats()`` are always exact.
         signals: A shared ``SignalSink`` to emit on; without one the cache keeps a private sink of
             ``2 * max_size`` signals for 5 minutes.
-        clock: A monotonic clock in seconds. By default the cache reads the running event loop's clock
-            when called inside a loop, so that virtual time (looptime, trio's MockClock) drives its TTLs
-            in tests, and ``time.monotonic()`` when called outside any loop (plain sync code, other
-            threads), the readings joined into one timeline that never goes backwards. Once it meets a
-            real-time loop (a stock asyncio loop, trio's default clock), which runs at the pace of
-            ``time.monotonic()``, it reads ``time.monotonic()`` directly from then on (unless it has
-            followed a virtual clock before). Until then each reading checks for a running loop (about
-            0.25 µs); pass ``time.monotonic`` for a cache used only from plain sync code, or under other
-            real-time loops (uvloop), which the default follows reading by reading.
+        clock: A monotonic clock in seconds. By default, the clock of the event loop the cache is made
+            in (so virtual time drives its TTLs in tests), or ``time.monotonic()`` for a cache made
+            outside any loop (plain sync code); pass one to choose explicitly.
 
     Raises:
         TypeError: A field has the wrong type.
@@ -118,92 +110,6 @@ class CacheStats:
         return self.size
 
 
-def _loop_following_clock(settle: Callable[[Callable[[], float]], None]) -> Callable[[], float]:
-    """The default cache clock: the running loop's clock inside an event loop, ``time.monotonic()`` outside.
-
-    Until it settles, each reading asks which source applies (the running asyncio loop, the running trio
-    run's clock, or none) and joins the readings of successive sources into one timeline that never goes
-    backwards: a new source continues from the later of the old source's reading and the monotonic
-    timeline's. Virtual clocks (looptime, trio's MockClock) thus drive expiry while the cache is used
-    inside their loop, and a cache used from several loops one after another follows each in turn.
-
-    Real-time loop clocks (a stock asyncio loop's, trio's default clock) run at the pace of
-    ``time.monotonic()``, so on meeting one, unless a virtual clock was followed before, the clock calls
-    ``settle(time.monotonic)``: the cache then reads ``time.monotonic()`` directly, the cheapest clock and
-    valid in every loop, thread and sync caller.
-
-    It is a closure rather than an object with ``__call__``: calling a function is markedly cheaper.
-    """
-    source: object = None
-    read: Callable[[], float] = _monotonic
-    offset = 0.0
-    lead = 0.0  # how far the timeline runs ahead of time.monotonic() (grows under virtual clocks)
-    followed_virtual = False
-    running_loop: Callable[[], Any] | None = None  # asyncio's, once asyncio is imported
-    trio_local: Any = None  # sniffio's thread-local, which trio names itself in for the whole of a run
-    current_clock: Callable[[], Any] = _no_clock
-
-    def switch(new_source: object, new_read: Callable[[], float]) -> float:
-        nonlocal source, read, offset, lead, followed_virtual
-        if new_source is not _monotonic:
-            if not followed_virtual and _is_real_time(new_source):
-                settle(_monotonic)  # the timeline has been time.monotonic() all along
-                return _monotonic()
-            followed_virtual = True
-        try:
-            before = read() + offset
-        except Exception:  # the old source cannot be read any more
-            before = -math.inf
-        monotonic = _monotonic()
-        now = max(before, monotonic + lead)
-        lead = now - monotonic
-        source, read, offset = new_source, new_read, now - new_read()
-        return now
-
-    def find_loops() -> None:
-        nonlocal running_loop, trio_local, current_clock
-        asyncio = sys.modules.get("asyncio")
-        if asyncio is not None:
-            running_loop = asyncio._get_running_loop
-        trio, sniffio = sys.modules.get("trio"), sys.modules.get("sniffio")
-        if trio is not None and sniffio is not None:
-            trio_local, current_clock = sniffio.thread_local, trio.lowlevel.current_clock
-
-    def clock() -> float:
-        if (running_loop is None and "asyncio" in sys.modules) or (trio_local is None and "trio" in sys.modules):
-            find_loops()  # no loop of a library can run before it is imported
-        if running_loop is not None:
-            loop = running_loop()
-            if loop is not None:
-                if loop is source:
-                    return read() + offset
-                return switch(loop, loop.time)
-        if trio_local is not None and trio_local.name == "trio":
-            trio_clock = current_clock()
-            if trio_clock is source:
-                return read() + offset
-            return switch(trio_clock, trio_clock.current_time)
-        if source is _monotonic:
-            return _monotonic() + offset
-        return switch(_monotonic, _monotonic)
-
-    return clock
-
-
-def _no_clock() -> None:
-    return None
-
-
-def _is_real_time(source: object) -> bool:
-    """Whether a loop (asyncio) or a clock (trio) reads real time, at the pace of ``time.monotonic()``."""
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is not None and getattr(type(source), "time", None) is asyncio.BaseEventLoop.time:
-        return True
-    # trio does not export its default clock's class; without it, trio's clock is merely followed.
-    system_clock = getattr(sys.modules.get("trio._core._run"), "SystemClock", None)
-    return system_clock is not None and type(source) is system_clock
-
-
 class _Entry(Generic[V]):
     """A cached value, when it expires, the time to live a hit gives it, and how many accesses it lacks to be hot."""
 
@@ -247,8 +153,8 @@ class EphemeralLruCache(Generic[K, V]):
     ``cache.miss``, ``cache.evict`` (expired or pushed out) and ``cache.invalidate``, each with
     ``key=str(key)``, sampled per kind by ``sample_rate`` (``cache.invalidate`` is never sampled).
 
-    Time is the running event loop's clock inside a loop (virtual time in tests) and ``time.monotonic()``
-    outside; see ``EphemeralLruCacheOptions.clock``. The cache is meant for one event loop thread, or for
+    Time is the clock of the loop the cache was made in, or ``time.monotonic()``; see
+    ``EphemeralLruCacheOptions.clock``. The cache is meant for one event loop thread, or for
     plain sync code (``try_get``, ``set``, ...); it is not thread-safe, like ``cachetools`` caches. Every
     operation is O(1) except ``get_stats`` and ``get_signals``.
     """
@@ -286,9 +192,7 @@ class EphemeralLruCache(Generic[K, V]):
         self._max_size = options.max_size
         self._rate = options.sample_rate
         self._phase = 1 % options.sample_rate  # the 1st, (N+1)th, (2N+1)th ... of each kind is emitted
-        self._clock: Callable[[], float] = (
-            options.clock if options.clock is not None else _loop_following_clock(self._set_clock)
-        )
+        self._clock: Callable[[], float] = options.clock if options.clock is not None else loop_clock()
         self._sink = (
             options.signals
             if options.signals is not None
@@ -304,9 +208,6 @@ class EphemeralLruCache(Generic[K, V]):
         self._hot_hits = 0
         self._misses = 0
         self._evictions = 0
-
-    def _set_clock(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
 
     # -- reading ----------------------------------------------------------------------------------
 

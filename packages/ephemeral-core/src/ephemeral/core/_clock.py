@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-import anyio
-
 __all__ = ("TimeBase", "loop_clock", "to_seconds", "utc_now")
 
 
@@ -20,9 +18,10 @@ def utc_now() -> datetime:
 def loop_clock() -> Callable[[], float]:
     """Return a callable reading the running event loop's clock, the value ``anyio.current_time()`` gives.
 
-    ``anyio.current_time()`` looks the backend up on every call (about 1 µs); the coordinators read
-    the clock twice per item, so they resolve the backend's own clock once instead. Virtual clocks
-    (trio's MockClock, looptime) are read through the same callables.
+    ``anyio.current_time()`` looks the backend up on every call (about 1 µs); coordinators read the
+    clock twice per item, so they resolve the backend's own clock once instead. Virtual clocks (trio's
+    MockClock, looptime) are read through the same callables. Called outside any event loop, it returns
+    ``time.monotonic`` (the clock asyncio's loops read), so objects made in plain sync code still work.
     """
     trio = sys.modules.get("trio")
     if trio is not None and trio.lowlevel.in_trio_run():
@@ -33,7 +32,7 @@ def loop_clock() -> Callable[[], float]:
             return asyncio.get_running_loop().time  # type: ignore[no-any-return]
         except RuntimeError:
             pass
-    return anyio.current_time
+    return time.monotonic
 
 
 def _trio_clock(current_time: Callable[[], float]) -> Callable[[], float]:
