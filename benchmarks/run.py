@@ -31,6 +31,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_cache
+import bench_keyed
 import bench_memory
 import bench_sink
 import bench_throughput
@@ -492,6 +493,48 @@ def cache(
 # -- main -------------------------------------------------------------------------------------------------
 
 
+# -- 6. keyed ----------------------------------------------------------------------------------------------
+
+
+def keyed(backends: Sequence[str], rounds: int, repeats: int, targets: Targets) -> tuple[str, dict[str, Any]]:
+    """When the fast keys finish while one key is slow: the keyed coordinator against FIFO semaphores."""
+    contenders = {
+        "EphemeralKeyedWorkCoordinator": bench_keyed.run_ephemeral,
+        "FIFO dispatcher, global + per-key semaphores": bench_keyed.run_fifo_semaphores,
+    }
+    rows: list[list[str]] = []
+    figures: dict[str, Any] = {}
+    for backend in backends:
+        best: dict[str, dict[str, float]] = {}
+        for _ in range(repeats):
+            for name, run in contenders.items():
+                result = anyio.run(run, rounds, backend=backend)
+                if name not in best or result["fast"] < best[name]["fast"]:
+                    best[name] = result
+        ours = best["EphemeralKeyedWorkCoordinator"]["fast"]
+        for name, result in best.items():
+            rows.append(
+                [
+                    backend,
+                    name,
+                    f"{result['fast'] * 1000:,.0f}",
+                    f"{result['slow'] * 1000:,.0f}",
+                    ratio(result["fast"] / ours),
+                ]
+            )
+        baseline = best["FIFO dispatcher, global + per-key semaphores"]["fast"]
+        targets.add(f"keyed, {backend}: fast keys done, FIFO semaphores / coordinator", baseline / ours, ">", 1)
+        figures[backend] = best
+    text = (
+        f"## 6. Keyed work with one slow key: best of {repeats}\n\n"
+        f"{len(bench_keyed.KEYS)} keys, {rounds} items each, arriving interleaved; the slow key's items take "
+        f"{bench_keyed.SLOW * 1000:g} ms, the others' {bench_keyed.FAST * 1000:g} ms; one item per key at a time, "
+        f"{bench_keyed.CONCURRENCY} at once. Lower is better.\n\n"
+        + table(["backend", "contender", "fast keys done (ms)", "slow key done (ms)", "÷ coordinator"], rows)
+    )
+    return text, figures
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10x fewer items and calls (a smoke run)")
@@ -500,13 +543,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also save every figure as JSON")
     parser.add_argument(
         "--only",
-        default="throughput,emit,sense,memory,cache",
-        help="comma-separated sections to run (default: all of throughput,emit,sense,memory,cache)",
+        default="throughput,emit,sense,memory,cache,keyed",
+        help="comma-separated sections to run (default: all of throughput,emit,sense,memory,cache,keyed)",
     )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be >= 1")
-    unknown = set(args.only.split(",")) - {"throughput", "emit", "sense", "memory", "cache"}
+    unknown = set(args.only.split(",")) - {"throughput", "emit", "sense", "memory", "cache", "keyed"}
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     return args
@@ -532,6 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "concurrency": CONCURRENCY,
         "cache_hit_rounds": 500 // scale,
         "cache_misses": 100_000 // scale,
+        "keyed_rounds": 20 // (2 if args.quick else 1),
     }
     info = machine_info()
     print("# ephemeral-core benchmarks\n")
@@ -569,7 +613,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             backends, config["cache_hit_rounds"], config["cache_misses"], repeats, targets
         )
 
-    for section in ("throughput", "emit", "sense", "memory", "cache"):
+    if "keyed" in sections:
+        log("keyed ...")
+        texts["keyed"], figures["keyed"] = keyed(backends, config["keyed_rounds"], repeats, targets)
+
+    for section in ("throughput", "emit", "sense", "memory", "cache", "keyed"):
         if section in texts:
             print(texts[section] + "\n")
     if targets.rows:
