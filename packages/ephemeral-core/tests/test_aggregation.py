@@ -7,8 +7,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
-from ephemeral.core import SignalSink, TypedSignalSink
-from ephemeral.core._aggregation import DecayingReputationWindow, SignalAggregationWindow
+from ephemeral.core import DecayingReputationWindow, SignalAggregationWindow, SignalSink, TypedSignalSink
 
 # -------------------------------------------------------------------------------------- reputation
 

@@ -8,8 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from ephemeral.core import SignalEvent, SignalSink
-from ephemeral.core._dispatcher import SignalDispatcher
+from ephemeral.core import SignalDispatcher, SignalEvent, SignalSink
 
 
 def event(name: str, key: str | None = None) -> SignalEvent[Any]:

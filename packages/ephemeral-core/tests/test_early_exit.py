@@ -6,9 +6,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from ephemeral.core import EphemeralOptions, SignalSink
-from ephemeral.core._early_exit import EarlyExitResultCoordinator
-from ephemeral.core._operation import current_operation
+from ephemeral.core import EarlyExitResultCoordinator, EphemeralOptions, SignalSink, current_operation
 
 
 async def test_exit_signal_stops_the_run() -> None:

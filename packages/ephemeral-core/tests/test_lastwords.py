@@ -14,11 +14,12 @@ from ephemeral.core import (
     EphemeralOperationSnapshot,
     EphemeralOptions,
     EphemeralWorkCoordinator,
+    LastWordsNote,
+    LastWordsNoteAtom,
     SignalSink,
     current_operation,
     utc_now,
 )
-from ephemeral.core._lastwords import LastWordsNote, LastWordsNoteAtom
 
 WHEN = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 

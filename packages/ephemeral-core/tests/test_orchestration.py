@@ -8,9 +8,16 @@ from typing import Any
 import anyio
 import pytest
 
-from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, SignalEvent, SignalSink
-from ephemeral.core._operation import current_operation
-from ephemeral.core._orchestration import ContributorTracker, ProgressSignals, SignalConsensus
+from ephemeral.core import (
+    ContributorTracker,
+    EphemeralOptions,
+    EphemeralWorkCoordinator,
+    ProgressSignals,
+    SignalConsensus,
+    SignalEvent,
+    SignalSink,
+    current_operation,
+)
 
 # ------------------------------------------------------------------------------------------ quorum
 

@@ -7,13 +7,13 @@ from collections.abc import Awaitable, Callable
 import anyio
 import pytest
 
-from ephemeral.core import SignalSink
-from ephemeral.core._operation import current_operation
-from ephemeral.core._pipeline import (
+from ephemeral.core import (
     DependencyCoordinator,
     DependencyExecutionError,
+    SignalSink,
     StagedPipelineBuilder,
     StageTriggerTimeoutError,
+    current_operation,
 )
 
 # ------------------------------------------------------------------------------------ dependencies

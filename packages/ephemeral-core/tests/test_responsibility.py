@@ -9,16 +9,14 @@ import anyio
 import pytest
 
 from ephemeral.core import (
-    EphemeralOptions,
-    EphemeralWorkCoordinator,
-    SignalEvent,
-    SignalSink,
-)
-from ephemeral.core._responsibility import (
     ACKED_SIGNAL,
     DEFAULT_ACK_PATTERN,
     EXPIRED_SIGNAL,
+    EphemeralOptions,
+    EphemeralWorkCoordinator,
     ResponsibilitySignalManager,
+    SignalEvent,
+    SignalSink,
     ack_pattern_for,
 )
 

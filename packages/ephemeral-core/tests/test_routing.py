@@ -9,9 +9,14 @@ from typing import Any
 import anyio
 import pytest
 
-from ephemeral.core import SignalEvent, SignalPropagation, SignalSink
-from ephemeral.core._responsibility import ResponsibilitySignalManager
-from ephemeral.core._routing import SignalRouter, subscribe_to_pattern
+from ephemeral.core import (
+    ResponsibilitySignalManager,
+    SignalEvent,
+    SignalPropagation,
+    SignalRouter,
+    SignalSink,
+    subscribe_to_pattern,
+)
 
 
 def names(sink: SignalSink) -> list[str]:

@@ -8,9 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from ephemeral.core import SignalEvent, SignalSink
-from ephemeral.core._operation import current_operation
-from ephemeral.core._waves import SignalStage, SignalWaveExecutor
+from ephemeral.core import SignalEvent, SignalSink, SignalStage, SignalWaveExecutor, current_operation
 
 
 async def test_early_exit_cancels_running_stage_work() -> None:
