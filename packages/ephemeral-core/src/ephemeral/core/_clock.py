@@ -34,9 +34,13 @@ def loop_clock() -> Callable[[], float]:
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None:
         try:
-            return asyncio.get_running_loop().time  # type: ignore[no-any-return]
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             pass
+        else:
+            if type(loop).time is asyncio.BaseEventLoop.time:
+                return time.monotonic  # what a stock loop's time() returns, read without the method call
+            return loop.time  # type: ignore[no-any-return]
     return time.monotonic
 
 
