@@ -5,7 +5,8 @@ from __future__ import annotations
 import ephemeral.core
 
 EXPECTED = {
-    "ACKED_SIGNAL", "BlockReason", "CacheStats", "ContributorResult", "ContributorTracker", "CoordinatorBase",
+    "ACKED_SIGNAL", "AtomBase", "AtomStats", "BlockReason", "CacheStats", "ContributorResult", "ContributorTracker",
+    "CoordinatorBase",
     "CoordinatorClosedError", "CoordinatorMetrics", "DEFAULT_ACK_PATTERN", "DecayingReputationWindow", "Deferral",
     "DependencyCoordinator", "DependencyExecutionError", "DependencyResult", "EXPIRED_SIGNAL", "EarlyExitResult",
     "EarlyExitResultCoordinator", "EphemeralKeyedWorkCoordinator", "EphemeralLruCache", "EphemeralLruCacheOptions",

@@ -11,6 +11,7 @@ from ._aggregation import (
     SignalAggregate as SignalAggregate,
     SignalAggregationWindow as SignalAggregationWindow,
 )
+from ._atom import AtomBase as AtomBase, AtomStats as AtomStats
 from ._cache import (
     CacheStats as CacheStats,
     EphemeralLruCache as EphemeralLruCache,
@@ -115,6 +116,8 @@ __all__ = (
     "ACKED_SIGNAL",
     "DEFAULT_ACK_PATTERN",
     "EXPIRED_SIGNAL",
+    "AtomBase",
+    "AtomStats",
     "BlockReason",
     "CacheStats",
     "ContributorResult",

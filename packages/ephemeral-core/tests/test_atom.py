@@ -1,0 +1,46 @@
+"""AtomBase: the lifecycle and views shared by atoms built on a coordinator."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from ephemeral.core import AtomBase, AtomStats, EphemeralOptions, EphemeralWorkCoordinator
+
+
+class Doubler(AtomBase[EphemeralWorkCoordinator[int]]):
+    """A minimal atom: records twice each item."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+        super().__init__(EphemeralWorkCoordinator(self._run, EphemeralOptions(max_concurrency=2)))
+
+    async def _run(self, item: int) -> None:
+        await anyio.sleep(1)
+        if item < 0:
+            raise ValueError(item)
+        self.seen.append(item * 2)
+
+    async def enqueue(self, item: int) -> None:
+        await self.coordinator.enqueue(item)
+
+
+async def test_atom_lifecycle_stats_and_snapshot() -> None:
+    """An atom runs in `async with`, reports (pending, active, completed, failed) and drains on exit."""
+    async with Doubler() as atom:
+        for item in (1, 2, -3, 4):
+            await atom.enqueue(item)
+        await anyio.sleep(0.5)
+        pending, active, completed, failed = atom.stats()
+        assert (pending, active, completed, failed) == (2, 2, 0, 0)
+        await atom.drain()
+        assert atom.stats() == AtomStats(0, 0, 3, 1)
+        assert len(atom.snapshot()) == 4
+        assert atom.signals is atom.coordinator.signals
+    assert sorted(atom.seen) == [2, 4, 8]
+
+
+def test_atom_needs_a_coordinator() -> None:
+    """AtomBase rejects anything but a coordinator."""
+    with pytest.raises(TypeError, match="coordinator"):
+        AtomBase(object())  # type: ignore[type-var]
