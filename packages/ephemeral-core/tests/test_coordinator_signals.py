@@ -180,6 +180,8 @@ async def test_drain_by_id_and_pattern_only_reaches_matching_coordinators() -> N
         assert billing.is_completed and not orders.is_completed and not anonymous.is_completed
         sink.request_drain_pattern("orders-*")
         assert orders.is_completed and not anonymous.is_completed
+        sink.emit("coordinator.drain.id")  # no key: reaches no one, not the unnamed coordinator
+        assert not anonymous.is_completed
 
 
 async def test_drain_signals_can_be_disabled_and_extended() -> None:

@@ -802,8 +802,8 @@ class CoordinatorBase(Generic[T, R]):
         if self._completed or not self._drain_on.matches(event.signal):
             return
         name = self.options.coordinator_id
-        if event.signal == "coordinator.drain.id" and event.key != name:
-            return
+        if event.signal == "coordinator.drain.id" and (name is None or event.key != name):
+            return  # a drain by id reaches only the coordinator with that coordinator_id
         if event.signal == "coordinator.drain.pattern" and (
             name is None or event.key is None or not compile_pattern(event.key).matches(name)
         ):
