@@ -72,6 +72,7 @@ def test_options_defaults() -> None:
     assert options.hot_access_threshold == 3
     assert options.max_size == 10_000
     assert options.sample_rate == 1
+    assert options.absolute_expiration is None
     assert options.signals is None and options.clock is None
 
 
@@ -96,6 +97,9 @@ def test_options_accept_timedelta() -> None:
         ("default_ttl", "5", TypeError),
         ("hot_key_extension", 0.0, ValueError),
         ("hot_key_extension", timedelta(seconds=-1), ValueError),
+        ("absolute_expiration", 0, ValueError),
+        ("absolute_expiration", timedelta(seconds=-1), ValueError),
+        ("absolute_expiration", "1h", TypeError),
         ("hot_access_threshold", 0, ValueError),
         ("hot_access_threshold", 2.5, TypeError),
         ("hot_access_threshold", True, TypeError),
@@ -354,6 +358,77 @@ def test_expiry_is_exclusive_at_the_deadline() -> None:
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet(default_ttl=5, clock=clock))
     cache.set("k", 1)
     clock.advance(5)
+    assert cache.try_get("k") == (False, None)
+
+
+async def test_absolute_expiration_caps_life_whatever_the_hits() -> None:
+    """An entry hit every 10 s with a 60 s sliding TTL still expires 100 s after it was stored."""
+    cache: EphemeralLruCache[str, int] = EphemeralLruCache(
+        quiet(default_ttl=60, absolute_expiration=100, hot_access_threshold=1000)
+    )
+    loader = Loader(1, 2)
+    assert await cache.get_or_add("k", loader) == 1
+    for _ in range(9):
+        await anyio.sleep(10)
+        assert cache.try_get("k") == (True, 1)
+    await anyio.sleep(9.9)
+    assert await cache.get_or_add("k", loader) == 1  # 99.9 s old: still live
+    await anyio.sleep(0.1)
+    assert cache.try_get("k") == (False, None)  # 100 s old: gone, although hit 0.1 s ago
+    assert await cache.get_or_add("k", loader) == 2
+    assert loader.calls == 2
+
+
+async def test_absolute_expiration_caps_hot_keys_too() -> None:
+    """A hot key's longer TTL does not carry it past its absolute expiration."""
+    cache: EphemeralLruCache[str, int] = EphemeralLruCache(
+        quiet(default_ttl=10, hot_key_extension=1000, hot_access_threshold=2, absolute_expiration=50)
+    )
+    cache.set("k", 1)
+    cache.try_get("k")  # hot: would live 1000 s
+    assert cache.get_stats().hot_entries == 1
+    await anyio.sleep(49.9)
+    assert cache.try_get("k") == (True, 1)
+    await anyio.sleep(0.1)
+    assert cache.try_get("k") == (False, None)
+
+
+async def test_absolute_expiration_shorter_than_the_sliding_ttl() -> None:
+    """With absolute_expiration below default_ttl the entry goes at the absolute limit (the seed's 150 ms case)."""
+    cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet(default_ttl=5, absolute_expiration=0.150))
+    loader = Loader(1, 2)
+    assert await cache.get_or_add("k", loader) == 1
+    await anyio.sleep(0.220)
+    stats = cache.get_stats()
+    assert (stats.size, stats.expired_entries) == (1, 1)  # held until met, but never returned
+    assert await cache.get_or_add("k", loader) == 2
+    assert loader.calls == 2
+
+
+async def test_a_replaced_entry_gets_a_fresh_absolute_expiration() -> None:
+    """set() and a reload start the absolute clock anew; the per-entry ttl is capped by it as well."""
+    cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet(default_ttl=10, absolute_expiration=20))
+    cache.set("k", 1, ttl=1000)  # capped at 20 s
+    await anyio.sleep(15)
+    cache.set("k", 2)
+    await anyio.sleep(9.9)
+    assert cache.try_get("k") == (True, 2)
+    await anyio.sleep(9.9)
+    assert cache.try_get("k") == (True, 2)  # 19.8 s after set
+    await anyio.sleep(0.2)
+    assert cache.try_get("k") == (False, None)
+
+
+def test_absolute_expiration_accepts_a_timedelta() -> None:
+    """absolute_expiration may be a timedelta."""
+    clock = FakeClock()
+    cache: EphemeralLruCache[str, int] = EphemeralLruCache(
+        EphemeralLruCacheOptions(default_ttl=60, absolute_expiration=timedelta(seconds=30), clock=clock)
+    )
+    cache.set("k", 1)
+    clock.advance(29.9)
+    assert cache.try_get("k") == (True, 1)
+    clock.advance(0.1)
     assert cache.try_get("k") == (False, None)
 
 

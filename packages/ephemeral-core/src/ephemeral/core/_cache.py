@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -43,6 +44,8 @@ class EphemeralLruCacheOptions:
         default_ttl: How long an entry lives after its last access (seconds or a timedelta). Every hit
             moves its expiry to now + ``default_ttl``.
         hot_key_extension: The time to live of a hot key, which *replaces* ``default_ttl`` on each hit.
+        absolute_expiration: The longest an entry lives from when it was stored, however often it is
+            hit (hot keys included); None (the default) sets no such cap.
         hot_access_threshold: How many accesses make a key hot; the insert counts as the first, so with
             3 the second hit after a load makes the key hot.
         max_size: The most entries held; beyond it the least recently used entry is evicted.
@@ -62,6 +65,7 @@ class EphemeralLruCacheOptions:
 
     default_ttl: float | timedelta = 300.0
     hot_key_extension: float | timedelta = 1800.0
+    absolute_expiration: float | timedelta | None = None
     hot_access_threshold: int = 3
     max_size: int = 10_000
     sample_rate: int = 1
@@ -71,6 +75,8 @@ class EphemeralLruCacheOptions:
     def __post_init__(self) -> None:
         to_seconds(self.default_ttl, "default_ttl")
         to_seconds(self.hot_key_extension, "hot_key_extension")
+        if self.absolute_expiration is not None:
+            to_seconds(self.absolute_expiration, "absolute_expiration")
         _int_at_least("hot_access_threshold", self.hot_access_threshold, 1)
         _int_at_least("max_size", self.max_size, 1)
         _int_at_least("sample_rate", self.sample_rate, 1)
@@ -111,15 +117,16 @@ class CacheStats:
 
 
 class _Entry(Generic[V]):
-    """A cached value, when it expires, the time to live a hit gives it, and how many accesses it lacks to be hot."""
+    """A cached value: its expiry (capped by its deadline), the TTL a hit gives it, the accesses it lacks to be hot."""
 
-    __slots__ = ("cold", "expires", "ttl", "value")
+    __slots__ = ("cold", "deadline", "expires", "ttl", "value")
 
-    def __init__(self, value: V, expires: float, ttl: float, cold: int) -> None:
+    def __init__(self, value: V, expires: float, ttl: float, cold: int, deadline: float) -> None:
         self.value = value
-        self.expires = expires
+        self.expires = expires  # never later than deadline
         self.ttl = ttl  # becomes hot_key_extension when the entry turns hot
         self.cold = cold  # accesses still needed to be hot; 0 once hot
+        self.deadline = deadline  # stored at + absolute_expiration, or infinity
 
 
 class _Load(Generic[V]):
@@ -140,8 +147,9 @@ class EphemeralLruCache(Generic[K, V]):
 
     Each hit moves the entry's expiry to now + its time to live (``default_ttl``, or the ``ttl`` given
     when it was stored), or to now + ``hot_key_extension`` once the key has been accessed
-    ``hot_access_threshold`` times; expiry is checked on every read, so an expired value is never
-    returned. Beyond ``max_size`` entries the least recently used one is evicted.
+    ``hot_access_threshold`` times, but never past ``absolute_expiration`` after it was stored;
+    expiry is checked on every read, so an expired value is never returned. Beyond ``max_size``
+    entries the least recently used one is evicted.
 
     ``get_or_add`` loads a missing key once however many tasks ask for it at the same time: the first
     caller runs the factory and the others wait for its outcome. If the factory raises, every waiter
@@ -160,6 +168,7 @@ class EphemeralLruCache(Generic[K, V]):
     """
 
     __slots__ = (
+        "_absolute",
         "_clock",
         "_default_ttl",
         "_emit",
@@ -188,6 +197,8 @@ class EphemeralLruCache(Generic[K, V]):
         self._options = options
         self._default_ttl = to_seconds(options.default_ttl, "default_ttl")
         self._hot_ttl = to_seconds(options.hot_key_extension, "hot_key_extension")
+        absolute = options.absolute_expiration
+        self._absolute = math.inf if absolute is None else to_seconds(absolute, "absolute_expiration")
         self._hot_threshold = options.hot_access_threshold
         self._max_size = options.max_size
         self._rate = options.sample_rate
@@ -226,7 +237,8 @@ class EphemeralLruCache(Generic[K, V]):
                 if entry.cold:
                     self._cold_hit(key, entry, now)
                 else:
-                    entry.expires = now + entry.ttl
+                    expires = now + entry.ttl
+                    entry.expires = expires if expires < entry.deadline else entry.deadline
                     hits = self._hot_hits = self._hot_hits + 1
                     if hits % self._rate == self._phase:
                         self._emit("cache.hot", str(key))
@@ -238,14 +250,15 @@ class EphemeralLruCache(Generic[K, V]):
     def _cold_hit(self, key: K, entry: _Entry[V], now: float) -> None:
         """Count a hit on a key not yet hot: it slides by its own TTL, or turns hot with this access."""
         cold = entry.cold = entry.cold - 1
+        if not cold:
+            entry.ttl = self._hot_ttl
+        expires = now + entry.ttl
+        entry.expires = expires if expires < entry.deadline else entry.deadline
         if cold:
-            entry.expires = now + entry.ttl
             hits = self._plain_hits = self._plain_hits + 1
             if hits % self._rate == self._phase:
                 self._emit("cache.hit", str(key))
             return
-        entry.ttl = self._hot_ttl
-        entry.expires = now + entry.ttl
         hits = self._hot_hits = self._hot_hits + 1
         if hits % self._rate == self._phase:
             self._emit("cache.hot", str(key))
@@ -285,7 +298,8 @@ class EphemeralLruCache(Generic[K, V]):
                 if entry.cold:
                     self._cold_hit(key, entry, now)
                 else:
-                    entry.expires = now + entry.ttl
+                    expires = now + entry.ttl
+                    entry.expires = expires if expires < entry.deadline else entry.deadline
                     hits = self._hot_hits = self._hot_hits + 1
                     if hits % self._rate == self._phase:
                         self._emit("cache.hot", str(key))
@@ -363,7 +377,11 @@ class EphemeralLruCache(Generic[K, V]):
         now = self._clock()
         entries.pop(key, None)
         cold = self._hot_threshold - 1  # the insert is the first access
-        entries[key] = _Entry(value, now + ttl, ttl if cold else self._hot_ttl, cold)
+        deadline = now + self._absolute
+        expires = now + ttl
+        entries[key] = _Entry(
+            value, expires if expires < deadline else deadline, ttl if cold else self._hot_ttl, cold, deadline
+        )
         # Drop expired entries at the least recently used end, then whatever exceeds max_size.
         while len(entries) > self._max_size or next(iter(entries.values())).expires <= now:
             self._evict(next(iter(entries)))
