@@ -1,0 +1,290 @@
+"""BatchingAtom: items grouped into ordered batches, flushed when full or once the first has waited long enough."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Generic, NamedTuple, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ephemeral.core import (
+    AtomBase,
+    CoordinatorClosedError,
+    EphemeralOptions,
+    EphemeralWorkCoordinator,
+    SignalSink,
+    current_operation,
+    to_seconds,
+)
+from ephemeral.core._lifecycle import close_task_group, open_task_group
+
+__all__ = ("BatchingAtom", "BatchingStats")
+
+T = TypeVar("T")
+_Self = TypeVar("_Self", bound="BatchingAtom[Any]")
+_log = logging.getLogger("ephemeral.atoms.batching")
+
+
+class BatchingStats(NamedTuple):
+    """Batch and item counters: ``batches, items, failures, pending, cancelled = atom.get_stats()``.
+
+    Every accepted item is in exactly one of ``items``, ``pending`` and ``cancelled``.
+
+    Attributes:
+        batches: Batches ``on_batch`` finished with, successfully or not.
+        items: The items in those batches.
+        failures: Batches whose ``on_batch`` raised.
+        pending: Items accepted and not yet through ``on_batch`` (buffered, waiting or being delivered).
+        cancelled: Items never delivered because the atom closed on an error.
+    """
+
+    batches: int
+    items: int
+    failures: int
+    pending: int
+    cancelled: int
+
+
+class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
+    """Collects items into batches and hands each, in order, to ``async def on_batch(items)``.
+
+    A batch is cut as soon as it holds ``max_batch_size`` items, or ``flush_interval`` after its first
+    item arrived, whichever comes first; a timer sleeps until that deadline, and none runs while the
+    buffer is empty. Batches run one at a time on the atom's coordinator, so they arrive in order and
+    never overlap; each is an operation in its window. A batch whose ``on_batch`` raises is logged,
+    counted as failed, recorded on its operation with a ``batch.failed:{size}`` signal, and the next
+    batches go on. Leaving ``async with`` (or ``drain()``) flushes what is buffered and waits for it;
+    leaving on an exception drops the undelivered items, counted as ``cancelled``.
+
+    Args:
+        on_batch: ``async def on_batch(items: list)``; it owns the list it is given.
+        max_batch_size: The most items in one batch.
+        flush_interval: How long the first item of a batch may wait, as seconds or a timedelta.
+        signals: A shared sink for the coordinator's operation signals.
+
+    Raises:
+        TypeError: ``on_batch`` is not callable, or an argument has the wrong type.
+        ValueError: ``max_batch_size`` < 1 or ``flush_interval`` <= 0.
+
+    Example:
+        >>> async with BatchingAtom(save_entries, max_batch_size=100, flush_interval=5.0) as atom:
+        ...     atom.enqueue(LogEntry("User logged in"))
+    """
+
+    def __init__(
+        self,
+        on_batch: Callable[[list[T]], Awaitable[object]],
+        *,
+        max_batch_size: int = 32,
+        flush_interval: float | timedelta = 1.0,
+        signals: SignalSink | None = None,
+    ) -> None:
+        if not callable(on_batch):
+            raise TypeError(f"on_batch must be an async callable taking a list of items, got {on_batch!r}")
+        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int):
+            raise TypeError(f"max_batch_size must be an int, got {max_batch_size!r}")
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        self._interval = to_seconds(flush_interval, "flush_interval")
+        self._on_batch = on_batch
+        self._max_batch_size = max_batch_size
+        # One batch at a time keeps batches in order. The coordinator's window and queue hold up to
+        # 200 batches; beyond that, cut batches wait in ``_waiting`` (``enqueue`` never blocks or drops).
+        options = EphemeralOptions(max_concurrency=1, signals=signals, drain_on_signals=None)
+        super().__init__(EphemeralWorkCoordinator(self._deliver, options))
+        self._open: list[T] = []  # the batch being filled
+        self._deadline = 0.0  # when the open batch is due, by the loop's clock (``anyio.current_time()``)
+        self._waiting: deque[list[T]] = deque()  # cut batches not yet accepted by the coordinator
+        self._wake: anyio.Event | None = None
+        self._handed_over: anyio.Event | None = None  # set once every batch is in the coordinator
+        self._tg: TaskGroup | None = None
+        self._closing = False
+        self._accepted = 0
+        self._delivered = 0
+        self._cancelled = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def __aenter__(self: _Self) -> _Self:
+        await super().__aenter__()
+        try:
+            self._handed_over = anyio.Event()
+            self._tg = tg = await open_task_group()
+            tg.start_soon(self._cut_batches)
+        except BaseException:
+            await self.coordinator.__aexit__(*sys.exc_info())
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        tg = self._tg
+        assert tg is not None
+        try:
+            if exc_type is None:
+                await self._hand_over_all()
+        except BaseException as error:
+            exc_type, exc, tb = type(error), error, error.__traceback__
+            raise
+        finally:
+            self._closing = True
+            await close_task_group(tg)
+            try:
+                await self.coordinator.__aexit__(exc_type, exc, tb)
+            finally:
+                self._open = []
+                self._waiting.clear()
+                self._cancelled = self._accepted - self._delivered  # nothing runs any more
+        return None
+
+    def complete(self) -> None:
+        """Stop accepting items; what is buffered is flushed at once and still delivered. Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._tg is None:
+            self.coordinator.complete()
+        self._wake_cutter()
+
+    async def drain(self) -> None:
+        """Stop accepting items, flush what is buffered and wait until every batch has been delivered.
+
+        Raises:
+            RuntimeError: The atom has not been entered with ``async with``.
+        """
+        await self._hand_over_all()
+        await self.coordinator.drain()
+
+    async def _hand_over_all(self) -> None:
+        if self._handed_over is None:
+            raise RuntimeError("enter the atom first: `async with BatchingAtom(...) as atom:`")
+        self.complete()
+        await self._handed_over.wait()
+
+    # -- intake -----------------------------------------------------------------------------------
+
+    def enqueue(self, item: T) -> None:
+        """Add ``item`` to the current batch; never blocks and never drops. Call it on the loop's thread.
+
+        Raises:
+            CoordinatorClosedError: The atom has been completed, drained or closed.
+            RuntimeError: The atom has not been entered with ``async with``.
+        """
+        if self._closing:
+            raise CoordinatorClosedError("BatchingAtom has been completed; no new items are accepted")
+        if self._tg is None:
+            raise RuntimeError("enter the atom first: `async with BatchingAtom(...) as atom:`")
+        batch = self._open
+        batch.append(item)
+        self._accepted += 1
+        if len(batch) >= self._max_batch_size:
+            self._open = []
+            self._hand_over(batch)
+        elif len(batch) == 1:
+            # anyio's own clock: the timer's deadline is compared with it (trio's real clock is offset).
+            self._deadline = anyio.current_time() + self._interval
+            self._wake_cutter()  # start the timer
+
+    def _hand_over(self, batch: list[T]) -> None:
+        """Give a cut batch to the coordinator, behind any batch still waiting for room there."""
+        if not self._waiting and self.coordinator.try_enqueue(batch):
+            return
+        self._waiting.append(batch)
+        self._wake_cutter()
+
+    def _wake_cutter(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake.set()
+
+    async def _wait_for_wake(self) -> None:
+        self._wake = wake = anyio.Event()
+        await wake.wait()
+
+    async def _cut_batches(self) -> None:
+        """Feed waiting batches to the coordinator as it makes room, and cut the open batch when due."""
+        assert self._handed_over is not None
+        while True:
+            try:
+                while self._waiting:
+                    await self.coordinator.enqueue(self._waiting[0])
+                    self._waiting.popleft()
+            except CoordinatorClosedError:  # the coordinator was completed or cancelled directly
+                self._abandon()
+                return
+            opened = self._open
+            if opened and self._closing:
+                self._open = []
+                self._hand_over(opened)
+            elif opened:
+                with anyio.CancelScope(deadline=self._deadline) as timer:
+                    await self._wait_for_wake()
+                if timer.cancelled_caught and self._open is opened:  # still the same batch: it is due
+                    self._open = []
+                    self._hand_over(opened)
+            elif self._closing:
+                self.coordinator.complete()
+                self._handed_over.set()
+                return
+            else:
+                await self._wait_for_wake()
+
+    def _abandon(self) -> None:
+        undelivered = len(self._open) + sum(len(batch) for batch in self._waiting)
+        _log.warning("BatchingAtom's coordinator stopped taking batches; %d items will not be delivered", undelivered)
+        self._closing = True
+        self._open = []
+        self._waiting.clear()
+        self._cancelled += undelivered
+        assert self._handed_over is not None
+        self._handed_over.set()
+
+    # -- delivery ---------------------------------------------------------------------------------
+
+    async def _deliver(self, batch: list[T]) -> None:
+        size = len(batch)
+        try:
+            await self._on_batch(batch)
+        except Exception:
+            _log.exception("on_batch raised for a batch of %d items; the next batches go on", size)
+            self._delivered += size
+            current_operation().emit(f"batch.failed:{size}")
+            raise  # recorded on the operation and counted as failed by the coordinator
+        self._delivered += size
+        current_operation().emit(f"batch.flushed:{size}")
+
+    # -- state ------------------------------------------------------------------------------------
+
+    @property
+    def max_batch_size(self) -> int:
+        """The most items in one batch."""
+        return self._max_batch_size
+
+    @property
+    def flush_interval(self) -> float:
+        """How long, in seconds, the first item of a batch may wait before the batch is flushed."""
+        return self._interval
+
+    @property
+    def buffered_count(self) -> int:
+        """Items accepted and not yet handed to the coordinator (the open batch and cut ones waiting)."""
+        return len(self._open) + sum(len(batch) for batch in self._waiting)
+
+    def get_stats(self) -> BatchingStats:
+        """Batch and item counters now (``stats()`` gives the coordinator's, counting batches)."""
+        c = self.coordinator
+        return BatchingStats(
+            c.total_completed + c.total_failed,
+            self._delivered,
+            c.total_failed,
+            self._accepted - self._delivered - self._cancelled,
+            self._cancelled,
+        )
