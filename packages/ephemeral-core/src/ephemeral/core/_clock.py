@@ -22,6 +22,10 @@ def loop_clock() -> Callable[[], float]:
     clock twice per item, so they resolve the backend's own clock once instead. Virtual clocks (trio's
     MockClock, looptime) are read through the same callables. Called outside any event loop, it returns
     ``time.monotonic`` (the clock asyncio's loops read), so objects made in plain sync code still work.
+
+    Readings are for measuring intervals (ages, TTLs, durations) and for relative sleeps; they may be
+    offset from the loop's own absolute deadlines (trio's real clock starts at a random offset), so do
+    not build ``anyio`` deadlines or cancel scopes from them: use ``anyio.current_time()`` for that.
     """
     trio = sys.modules.get("trio")
     if trio is not None and trio.lowlevel.in_trio_run():

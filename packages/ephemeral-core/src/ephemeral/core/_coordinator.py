@@ -529,8 +529,9 @@ class CoordinatorBase(Generic[T, R]):
             if self._finished:
                 # A microsecond past the deadline: clock arithmetic rounding can never make the
                 # sweeper wake just short of it and spin (under a virtual clock time would not move).
+                # Whole microseconds too: looptime 0.7 can hang on a deadline between its ticks.
                 deadline = (self._finished[0].completed_at or 0.0) + lifetime
-                await anyio.sleep(max(deadline - self._clock(), 0.0) + 1e-6)
+                await anyio.sleep(round(max(deadline - self._clock(), 0.0) + 1e-6, 6))
             else:
                 self._age_wake = anyio.Event()
                 await self._age_wake.wait()
