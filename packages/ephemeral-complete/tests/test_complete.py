@@ -1,0 +1,41 @@
+"""ephemeral.complete re-exports every package's public names, and its generated files are current."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import ephemeral.complete
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_generated_files_are_current_and_names_unique() -> None:
+    """scripts/gen_complete.py --check passes: dependencies and re-exports match the packages present."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/gen_complete.py"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_dependency_is_reexported_as_the_same_object() -> None:
+    """Each bundled package's __all__ is importable from ephemeral.complete, as the very same objects."""
+    requirements = metadata.requires("ephemeral-complete") or []
+    distributions = [requirement.split("==")[0] for requirement in requirements]
+    assert "ephemeral-core" in distributions
+    for distribution in distributions:
+        leaf = next(
+            str(file.parent).replace("/", ".") for file in metadata.files(distribution) or [] if file.name == "py.typed"
+        )
+        module = importlib.import_module(leaf)
+        for name in module.__all__:
+            assert getattr(ephemeral.complete, name) is getattr(module, name), f"{leaf}.{name}"
+
+
+def test_all_names_are_unique() -> None:
+    """ephemeral.complete.__all__ lists each name once."""
+    names = list(ephemeral.complete.__all__)
+    assert len(names) == len(set(names))
