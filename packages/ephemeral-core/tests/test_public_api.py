@@ -20,8 +20,9 @@ EXPECTED = {
     "SignalFilter", "SignalPropagation", "SignalRetractedEvent", "SignalRouter", "SignalSink", "SignalSource",
     "SignalStage", "SignalTransform", "SignalWaveExecutor", "StageResult", "StageTriggerTimeoutError",
     "StagedPipeline", "StagedPipelineBuilder", "StringPatternMatcher", "Subscription", "TimeBase", "TypedSignalSink",
-    "ack_pattern_for", "call_isolated", "compile_pattern", "current_operation", "ephemeral_for_each", "loop_clock",
-    "next_id", "subscribe_to_pattern", "to_seconds", "utc_now",
+    "ack_pattern_for", "call_isolated", "close_task_group", "compile_pattern", "current_operation",
+    "ephemeral_for_each", "loop_clock",
+    "next_id", "open_task_group", "subscribe_to_pattern", "to_seconds", "utc_now",
 }  # fmt: skip
 
 

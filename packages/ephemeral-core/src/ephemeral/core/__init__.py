@@ -39,6 +39,7 @@ from ._foreach import ephemeral_for_each as ephemeral_for_each
 from ._hooks import EventHook as EventHook, Subscription as Subscription, call_isolated as call_isolated
 from ._keyed import EphemeralKeyedWorkCoordinator as EphemeralKeyedWorkCoordinator, KeyedQueues as KeyedQueues
 from ._lastwords import LastWordsNote as LastWordsNote, LastWordsNoteAtom as LastWordsNoteAtom
+from ._lifecycle import close_task_group as close_task_group, open_task_group as open_task_group
 from ._loop import LoopBinding as LoopBinding
 from ._matcher import (
     GlobPattern as GlobPattern,
@@ -190,11 +191,13 @@ __all__ = (
     "TypedSignalSink",
     "ack_pattern_for",
     "call_isolated",
+    "close_task_group",
     "compile_pattern",
     "current_operation",
     "ephemeral_for_each",
     "loop_clock",
     "next_id",
+    "open_task_group",
     "subscribe_to_pattern",
     "to_seconds",
     "utc_now",

@@ -19,10 +19,11 @@ from ephemeral.core import (
     EphemeralOptions,
     EphemeralWorkCoordinator,
     SignalSink,
+    close_task_group,
     current_operation,
+    open_task_group,
     to_seconds,
 )
-from ephemeral.core._lifecycle import close_task_group, open_task_group
 
 __all__ = ("BatchingAtom", "BatchingStats")
 
