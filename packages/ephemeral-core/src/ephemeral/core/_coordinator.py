@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections import deque
@@ -186,6 +187,7 @@ class CoordinatorBase(Generic[T, R]):
         self._async_signals: AsyncSignalQueue | None = None
         self._echoes: OperationEchoStore | None = None
         self._clock: Callable[[], float] = time.monotonic  # the loop's clock once entered
+        self._cancelled_exc: type[BaseException] = BaseException
         self._time = TimeBase(self._clock)
         self._host = OperationHost(self._sink, self._time, None, None, None)
 
@@ -227,6 +229,7 @@ class CoordinatorBase(Generic[T, R]):
         options = self.options
         self._clock = clock = loop_clock()
         self._time = TimeBase(clock)
+        self._cancelled_exc = anyio.get_cancelled_exc_class()
         self._host = OperationHost(
             self._sink, self._time, options.signal_constraints, options.on_signal, options.on_signal_retracted
         )
@@ -287,7 +290,8 @@ class CoordinatorBase(Generic[T, R]):
             self._async_signals.close()
         self._sink.unregister_source(self)
         for operation in self._window_operations():
-            self._finalize(operation)
+            if operation.completed_at is not None:  # bodies still unwinding are finalised as they retire
+                self._finalize(operation)
         self._closed = True
 
     async def _host_pool(self, *, task_status: TaskStatus[TaskGroup]) -> None:
@@ -306,7 +310,7 @@ class CoordinatorBase(Generic[T, R]):
         return operation_id
 
     async def _wait_for_room(self, item: T) -> None:
-        if not self._started:
+        if self._pool is None:
             raise RuntimeError(f"enter the coordinator first: `async with {type(self).__name__}(...) as c:`")
         while True:
             if self._completed:
@@ -341,7 +345,7 @@ class CoordinatorBase(Generic[T, R]):
 
     def try_enqueue(self, item: T) -> bool:
         """Accept ``item`` if it can wait right now; False when full, completed or cancelled."""
-        if not self._started:
+        if self._pool is None:
             raise RuntimeError(f"enter the coordinator first: `async with {type(self).__name__}(...) as c:`")
         if self._completed or not self._has_room(item):
             return False
@@ -353,12 +357,12 @@ class CoordinatorBase(Generic[T, R]):
         count = 0
         if isinstance(items, AsyncIterable):
             async for item in items:
-                await self.enqueue(item)
-                count += 1
+                if await self.enqueue(item) is not False:  # a full priority lane refuses with False
+                    count += 1
         else:
             for item in items:
-                await self.enqueue(item)
-                count += 1
+                if await self.enqueue(item) is not False:
+                    count += 1
         return count
 
     # -- workers --------------------------------------------------------------------------------
@@ -372,6 +376,7 @@ class CoordinatorBase(Generic[T, R]):
         """
         if (
             self._pool is None
+            or self._closed
             or self._paused
             or self._cancelled
             or self._deferring
@@ -422,6 +427,7 @@ class CoordinatorBase(Generic[T, R]):
             self._workers -= 1
             if self._drained is not None:
                 self._check_drained()  # a cancelled body leaves through here
+            self._top_up()  # a worker leaving (over a lowered limit) hands its place on
 
     async def _execute(self, slot: WorkerSlot, item: Any, operation_id: int, key: str | None, group: Any) -> None:
         clock = self._clock
@@ -438,7 +444,13 @@ class CoordinatorBase(Generic[T, R]):
             operation.error = error
             operation.status = _FAILED
             self._failed += 1
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, self._cancelled_exc) and anyio.current_effective_deadline() != -math.inf:
+                # Not our cancellation: the body let out a CancelledError of something it awaited.
+                operation.error = error
+                operation.status = _FAILED
+                self._failed += 1
+                return
             operation.status = _CANCELLED
             self._cancelled_items += 1
             raise
@@ -469,8 +481,9 @@ class CoordinatorBase(Generic[T, R]):
             return _PROCEED
         if self._cancel_on and self._sink.detect(self._cancel_on):
             entry = self._take()
-            if entry is not None:
-                self._skip(entry)
+            if entry is None:
+                return _PROCEED  # nothing may start now (a busy key, a full lane): park until one may
+            self._skip(entry)
             return _RETRY
         if self._deferral is not None and self._deferral.active(self._sink, self._clock()):
             return await self._hold(self._deferral.interval)
@@ -509,6 +522,8 @@ class CoordinatorBase(Generic[T, R]):
         if not finished and self._age_wake is not None:
             self._age_wake.set()
         finished.append(operation)
+        if self._closed:
+            self._finalize(operation)
         if len(finished) > self._capacity:
             oldest = finished.popleft()
             if oldest.has_signals or self.operation_finalized.handlers:

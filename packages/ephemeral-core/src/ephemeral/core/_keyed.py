@@ -220,7 +220,7 @@ class EphemeralKeyedWorkCoordinator(CoordinatorBase[T, Any], Generic[T, K]):
 
     def try_enqueue(self, item: T) -> bool:
         """Accept ``item`` if there is room now and, with fair scheduling, its key is under the threshold."""
-        if not self._started:
+        if self._pool is None:
             raise RuntimeError("enter the coordinator first: `async with EphemeralKeyedWorkCoordinator(...) as c:`")
         key = self._key_selector(item)
         if self._completed or not self._has_room(item):

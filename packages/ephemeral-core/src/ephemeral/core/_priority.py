@@ -76,6 +76,8 @@ class PriorityWorkCoordinatorOptions:
     ephemeral_options: EphemeralOptions = field(default_factory=EphemeralOptions)
 
     def __post_init__(self) -> None:
+        if isinstance(self.lanes, (str, PriorityLane)):
+            raise TypeError(f"lanes must be a sequence of lanes, got {self.lanes!r}; write lanes=[{self.lanes!r}]")
         lanes = tuple(lane if isinstance(lane, PriorityLane) else PriorityLane(lane) for lane in self.lanes)
         if not lanes:
             raise ValueError("lanes must hold at least one lane")
@@ -93,10 +95,10 @@ class _Lane:
 
     __slots__ = ("cancel_on", "deferral", "held", "index", "limit", "max_depth", "name", "running", "waiting")
 
-    def __init__(self, index: int, lane: PriorityLane, global_limit: int) -> None:
+    def __init__(self, index: int, lane: PriorityLane) -> None:
         self.index = index
         self.name = lane.name
-        self.limit = lane.max_concurrency or global_limit
+        self.limit = lane.max_concurrency  # None: only the coordinator's (possibly changing) limit
         self.max_depth = lane.max_depth
         self.cancel_on = PatternSet(lane.cancel_on_signals)
         self.deferral = Deferral.of(lane.defer_on_signals, None, lane.defer_check_interval, lane.max_defer_attempts)
@@ -106,7 +108,13 @@ class _Lane:
 
     def open(self) -> bool:
         """Whether an item of this lane may start now."""
-        return not self.held and self.running < self.limit
+        return not self.held and (self.limit is None or self.running < self.limit)
+
+    def room(self, waiting: int) -> int:
+        """How many of ``waiting`` items could start now."""
+        if self.held:
+            return 0
+        return waiting if self.limit is None else max(0, min(waiting, self.limit - self.running))
 
 
 class _LaneControl(CoordinatorBase[T, Any]):
@@ -121,8 +129,7 @@ class _LaneControl(CoordinatorBase[T, Any]):
             raise TypeError(f"options must be PriorityWorkCoordinatorOptions, got {options!r}")
         super().__init__(body, options.ephemeral_options)
         self.priority_options = options
-        limit = self.options.max_concurrency
-        self._lanes = [_Lane(i, lane, limit) for i, lane in enumerate(options.lanes)]  # type: ignore[arg-type]
+        self._lanes = [_Lane(i, lane) for i, lane in enumerate(options.lanes)]  # type: ignore[arg-type]
         self._lane_index = {lane.name: lane for lane in self._lanes}
         self._lane_rules = any(lane.cancel_on or lane.deferral for lane in self._lanes)
         self._gated = self._gated or self._lane_rules
@@ -168,7 +175,7 @@ class _LaneControl(CoordinatorBase[T, Any]):
 
     def _try_admit(self, item: T, lane_name: str | None, key: str | None, group_of: Callable[[_Lane], Any]) -> bool:
         lane = self._lane(lane_name)
-        if not self._started:
+        if self._pool is None:
             raise RuntimeError(f"enter the coordinator first: `async with {type(self).__name__}(...) as c:`")
         if self._completed or not self._has_room(item):
             return False
@@ -177,6 +184,14 @@ class _LaneControl(CoordinatorBase[T, Any]):
         lane.waiting += 1
         self._accept(item, key, group_of(lane))
         return True
+
+    def _refresh_holds(self) -> None:
+        """Look again whether each lane's defer signal still holds it (signals come and go, budgets run out)."""
+        if not self._lane_rules:
+            return
+        sink, now = self._sink, self._clock()
+        for lane in self._lanes:
+            lane.held = lane.waiting > 0 and lane.deferral is not None and lane.deferral.active(sink, now)
 
     def _taken(self, entry: Entry | None) -> Entry | None:
         if entry is not None:
@@ -247,17 +262,15 @@ class PriorityWorkCoordinator(_LaneControl[T]):
         self._queues[entry[3]].append(entry)
 
     def _take(self) -> Entry | None:
+        self._refresh_holds()
         for lane, queue in zip(self._lanes, self._queues, strict=True):
             if queue and lane.open():
                 return self._taken(queue.popleft())
         return None
 
     def _ready_count(self) -> int:
-        return sum(
-            min(len(queue), lane.limit - lane.running)
-            for lane, queue in zip(self._lanes, self._queues, strict=True)
-            if queue and lane.open()
-        )
+        self._refresh_holds()
+        return sum(lane.room(len(queue)) for lane, queue in zip(self._lanes, self._queues, strict=True))
 
     def _remove_waiting(self, predicate: Callable[[Entry], bool]) -> list[Entry]:
         removed: list[Entry] = []
@@ -321,6 +334,7 @@ class PriorityKeyedWorkCoordinator(_LaneControl[T], Generic[T, K]):
         self._keys.push(entry)
 
     def _take(self) -> Entry | None:
+        self._refresh_holds()
         return self._taken(self._keys.take(lambda entry: self._lanes[entry[3][0]].open()))
 
     def _ready_count(self) -> int:
