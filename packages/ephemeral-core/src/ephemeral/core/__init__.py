@@ -62,6 +62,7 @@ from ._orchestration import (
     QuorumResult as QuorumResult,
     SignalConsensus as SignalConsensus,
 )
+from ._persist import PersistAtom as PersistAtom
 from ._pipeline import (
     DependencyCoordinator as DependencyCoordinator,
     DependencyExecutionError as DependencyExecutionError,
@@ -150,6 +151,7 @@ __all__ = (
     "OperationEcho",
     "OperationStatus",
     "PatternSet",
+    "PersistAtom",
     "Pinning",
     "PipelineResult",
     "PipelineStage",

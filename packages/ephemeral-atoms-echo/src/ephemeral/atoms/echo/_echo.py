@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import inspect
 import logging
-import sys
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-import anyio
-from anyio.abc import TaskGroup
-
 from ephemeral.core import (
-    AtomBase,
-    AtomStats,
-    CoordinatorClosedError,
     EphemeralOperationSnapshot,
-    EphemeralOptions,
-    EphemeralWorkCoordinator,
     EventHook,
     GlobPattern,
+    PersistAtom,
     SignalEvent,
     Subscription,
     TypedSignalSink,
@@ -173,7 +165,7 @@ class OperationEchoMakerOptions(Generic[P]):
 # ------------------------------------------------------------------------------------------------ the atom
 
 
-class OperationEchoAtom(AtomBase[EphemeralWorkCoordinator[OperationEchoEntry[P]]]):
+class OperationEchoAtom(PersistAtom[OperationEchoEntry[P]]):
     """Persists ``OperationEchoEntry`` records through ``persist``, one at a time by default, off the caller's path.
 
     A thin atom over an ``EphemeralWorkCoordinator`` whose body is ``persist``: an echo whose
@@ -195,181 +187,11 @@ class OperationEchoAtom(AtomBase[EphemeralWorkCoordinator[OperationEchoEntry[P]]
         ValueError: ``max_backlog`` is not an int >= 0.
     """
 
-    def __init__(
-        self,
-        persist: Callable[[OperationEchoEntry[P]], Awaitable[object]],
-        options: EphemeralOptions | None = None,
-        *,
-        max_backlog: int = 1024,
-    ) -> None:
-        if not callable(persist):
-            raise TypeError(f"persist must be an async callable taking an echo, got {persist!r}")
-        if options is not None and not isinstance(options, EphemeralOptions):
-            raise TypeError(f"options must be EphemeralOptions or None, got {options!r}")
-        _int_at_least("max_backlog", max_backlog, 0)
-        if options is None:
-            options = EphemeralOptions(max_concurrency=1, max_tracked_operations=64, max_operation_lifetime=30.0)
-        super().__init__(EphemeralWorkCoordinator(persist, options))
-        self._max_backlog = max_backlog
-        self._backlog: deque[OperationEchoEntry[P]] = deque()
-        self._feeder_wake: anyio.Event | None = None
-        self._backlog_empty: anyio.Event | None = None
-        self._tg: TaskGroup | None = None
-        self._closing = False
-        self.dropped_count = 0
+    item_name = "echo"
 
-    # -- lifecycle --------------------------------------------------------------------------------
-
-    async def __aenter__(self: _AtomSelf) -> _AtomSelf:
-        await self.coordinator.__aenter__()
-        try:
-            self._tg = tg = anyio.create_task_group()
-            await tg.__aenter__()
-        except BaseException:
-            await self.coordinator.__aexit__(*sys.exc_info())
-            raise
-        tg.start_soon(self._feed)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        tg = self._tg
-        assert tg is not None
-        try:
-            if exc_type is None:
-                await self._flush_backlog()
-        finally:
-            self._closing = True
-            self.dropped_count += len(self._backlog)  # only after an error: nothing is left otherwise
-            self._backlog.clear()
-            try:
-                # Cancel the feeder. The task group sees a cancellation (it absorbs its own), never the
-                # block's own exception, which propagates unchanged rather than in an exception group.
-                tg.cancel_scope.cancel()
-                if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
-                    await tg.__aexit__(None, None, None)
-                else:
-                    await tg.__aexit__(exc_type, exc, tb)
-            finally:
-                await self.coordinator.__aexit__(exc_type, exc, tb)
-        return None
-
-    def complete(self) -> None:
-        """Stop accepting echoes; accepted ones (the backlog included) are still persisted. Idempotent."""
-        self._closing = True
-        if not self._backlog:
-            self.coordinator.complete()  # else the feeder completes it once the backlog is in
-
-    async def drain(self) -> None:
-        """Stop accepting echoes and wait until every accepted one has been persisted (or has failed)."""
-        self._closing = True
-        await self._flush_backlog()
-        await self.coordinator.drain()
-
-    # -- intake -----------------------------------------------------------------------------------
-
-    async def enqueue(self, echo: OperationEchoEntry[P]) -> int:
-        """Accept ``echo``, waiting while the coordinator is full; return its operation id.
-
-        Raises:
-            CoordinatorClosedError: The atom no longer accepts echoes.
-            RuntimeError: The atom has not been entered with ``async with``.
-        """
-        if self._closing:
-            raise CoordinatorClosedError("OperationEchoAtom has been completed; no new echoes are accepted")
-        return await self.coordinator.enqueue(echo)
-
-    def try_enqueue(self, echo: OperationEchoEntry[P]) -> bool:
-        """Accept ``echo`` without waiting (for sync callers); False when refused (counted in ``dropped_count``).
-
-        An echo that finds the coordinator full waits in the backlog, in order; it is refused only when
-        the backlog is full too, or once the atom has stopped accepting echoes.
-
-        Raises:
-            RuntimeError: The atom has not been entered with ``async with``.
-        """
-        if self._tg is None:
-            raise RuntimeError("enter the atom first: `async with OperationEchoAtom(persist) as atom:`")
-        if not self._closing and not self._backlog and self.coordinator.try_enqueue(echo):
-            return True
-        if self._closing or len(self._backlog) >= self._max_backlog:
-            self.dropped_count += 1
-            return False
-        self._backlog.append(echo)
-        wake = self._feeder_wake
-        if wake is not None:
-            self._feeder_wake = None
-            wake.set()
-        return True
-
-    __call__ = try_enqueue
-
-    async def _feed(self) -> None:
-        """Move backlog echoes into the coordinator, in order, as room appears."""
-        while True:
-            try:
-                while self._backlog:
-                    await self.coordinator.enqueue(self._backlog[0])
-                    self._backlog.popleft()
-            except CoordinatorClosedError:  # the coordinator was completed or cancelled directly
-                self.dropped_count += len(self._backlog)
-                self._backlog.clear()
-            if self._closing:
-                self.coordinator.complete()
-            empty = self._backlog_empty
-            if empty is not None:
-                self._backlog_empty = None
-                empty.set()
-            self._feeder_wake = wake = anyio.Event()
-            await wake.wait()
-
-    async def _flush_backlog(self) -> None:
-        while self._backlog:
-            if self._backlog_empty is None:
-                self._backlog_empty = anyio.Event()
-            await self._backlog_empty.wait()
-
-    # -- state ------------------------------------------------------------------------------------
-
-    def stats(self) -> AtomStats:
-        """``(pending, active, completed, failed)`` right now; pending includes the backlog."""
-        c = self.coordinator
-        return AtomStats(self.pending_count, c.active_count, c.total_completed, c.total_failed)
-
-    @property
-    def backlog_count(self) -> int:
-        """Echoes accepted by ``try_enqueue`` still waiting for room in the coordinator."""
-        return len(self._backlog)
-
-    @property
-    def pending_count(self) -> int:
-        """Echoes accepted and not yet being persisted (the backlog included)."""
-        return self.coordinator.pending_count + len(self._backlog)
-
-    @property
-    def active_count(self) -> int:
-        """Echoes being persisted now."""
-        return self.coordinator.active_count
-
-    @property
-    def total_enqueued(self) -> int:
-        """Echoes handed to ``persist``'s coordinator."""
-        return self.coordinator.total_enqueued
-
-    @property
-    def total_completed(self) -> int:
-        """Echoes persisted."""
-        return self.coordinator.total_completed
-
-    @property
-    def total_failed(self) -> int:
-        """Echoes whose ``persist`` raised."""
-        return self.coordinator.total_failed
-
-    def get_failed(self) -> list[EphemeralOperationSnapshot[Any]]:
-        """The recent persist operations that raised (each snapshot's ``error`` says why)."""
-        return self.coordinator.get_failed()
+    def __call__(self, echo: OperationEchoEntry[P]) -> bool:
+        """``try_enqueue``: the atom itself can be any maker's ``on_echo``."""
+        return self.try_enqueue(echo)
 
 
 # ------------------------------------------------------------------------------------------------ the maker
