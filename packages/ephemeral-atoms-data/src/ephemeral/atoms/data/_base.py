@@ -1,0 +1,649 @@
+"""The storage atom base: one ordered writer with batched transactions, concurrent reads, signals."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from types import TracebackType
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
+
+import anyio
+
+from ephemeral.core import (
+    AtomStats,
+    CoordinatorClosedError,
+    EphemeralOptions,
+    EphemeralWorkCoordinator,
+    LoopBinding,
+    SignalEvent,
+    SignalSink,
+    StringPatternMatcher,
+    Subscription,
+    TypedSignalSink,
+    close_task_group,
+    open_task_group,
+    to_seconds,
+)
+
+from ._config import DataStorageConfig
+from ._serializer import DataSerializer, JsonSerializer
+
+__all__ = ("DataStorageAtomBase", "DataStorageStats", "IDataStorageAtom", "StorageFullError", "WriteItem")
+
+K = TypeVar("K")
+V = TypeVar("V")
+K_contra = TypeVar("K_contra", contravariant=True)
+V_co = TypeVar("V_co")
+R = TypeVar("R")
+_Self = TypeVar("_Self", bound="DataStorageAtomBase[Any, Any]")
+
+_log = logging.getLogger("ephemeral.atoms.data")
+
+#: A write as the backends see it: (key, stored text), text None meaning "delete the key".
+WriteItem = tuple[str, "str | None"]
+
+_FIRST_RETRY_DELAY = 0.05
+_MAX_RETRY_DELAY = 2.0
+
+
+class StorageFullError(RuntimeError):
+    """``enqueue_save``/``enqueue_delete`` found ``max_pending_writes`` writes still waiting."""
+
+
+@runtime_checkable
+class IDataStorageAtom(Protocol[K_contra, V_co]):
+    """What every storage atom offers: keyed values saved, loaded, deleted and checked."""
+
+    @property
+    def config(self) -> DataStorageConfig:
+        """The atom's configuration."""
+        ...
+
+    def enqueue_save(self, key: K_contra, value: V_co) -> None:
+        """Accept a save without waiting for it."""
+        ...
+
+    async def save(self, key: K_contra, value: V_co) -> None:
+        """Save ``value`` under ``key`` and wait until it is stored."""
+        ...
+
+    async def load(self, key: K_contra) -> V_co | None:
+        """The value stored under ``key``, or None."""
+        ...
+
+    async def delete(self, key: K_contra) -> None:
+        """Remove ``key`` (no error when absent) and wait until it is gone."""
+        ...
+
+    async def exists(self, key: K_contra) -> bool:
+        """Whether a value is stored under ``key``."""
+        ...
+
+
+class DataStorageStats(NamedTuple):
+    """A storage atom's counters (writes are saves and deletes)."""
+
+    pending_writes: int
+    written: int
+    failed_writes: int
+    batches: int
+    largest_batch: int
+    retries: int
+    loads: int
+
+
+class _Write:
+    __slots__ = ("error", "key", "text", "waited")
+
+    def __init__(self, key: str, text: str | None) -> None:
+        self.key = key
+        self.text = text
+        self.error: BaseException | None = None
+        self.waited = False
+
+
+class _Batch:
+    """Writes stored in one transaction, or (``clear``) an ordered clear of the whole store."""
+
+    __slots__ = ("clear", "done", "error", "removed", "writes")
+
+    def __init__(self, clear: bool = False) -> None:
+        self.writes: list[_Write] = []
+        self.clear = clear
+        self.done = anyio.Event()
+        self.error: BaseException | None = None
+        self.removed = 0
+
+
+class DataStorageAtomBase(Generic[K, V]):
+    """The shared machinery of the storage atoms; a backend implements the ``_open`` .. ``_clear`` hooks.
+
+    Writes (saves and deletes) go through one writer, in the order they were accepted. The writes that
+    wait while the writer is busy are stored together in one transaction (up to ``batch_size``), so
+    throughput grows with load instead of paying one transaction per write. A load or ``exists`` sees
+    every write accepted before it, even one not yet written. Reads run beside the writer, at most
+    ``max_concurrency`` at once. A batch that fails with a transient error (a lost connection) is
+    retried with backoff for up to ``write_retry_timeout``; one that fails for another reason is
+    retried write by write, so only the bad write fails. Leaving ``async with`` (also by an exception
+    or a cancellation) writes everything accepted before the atom closes.
+
+    Args:
+        sink: Where signals go and come from: a ``SignalSink``, or a ``TypedSignalSink`` to carry values
+            as payloads (needed for saves requested by signal). None: a private sink.
+        config: Names, signal prefixes and pacing.
+        value_type: The type loads rebuild with the default JSON serializer (a dataclass, a pydantic
+            model, ...). None: plain JSON values.
+        serializer: How values become text and back (``dumps``/``loads``); JSON when None.
+    """
+
+    def __init__(
+        self,
+        sink: SignalSink | TypedSignalSink[Any] | None,
+        config: DataStorageConfig,
+        *,
+        value_type: Any = None,
+        serializer: DataSerializer[V] | None = None,
+    ) -> None:
+        if sink is not None and not isinstance(sink, (SignalSink, TypedSignalSink)):
+            raise TypeError(f"sink must be a SignalSink, a TypedSignalSink or None, got {sink!r}")
+        if not isinstance(config, DataStorageConfig):
+            raise TypeError(f"config must be a DataStorageConfig, got {config!r}")
+        if serializer is not None and value_type is not None:
+            raise TypeError("give value_type (for the JSON serializer) or serializer, not both")
+        if serializer is not None and not isinstance(serializer, DataSerializer):
+            raise TypeError(f"serializer must have dumps(value) -> str and loads(text), got {serializer!r}")
+        self._typed = sink if isinstance(sink, TypedSignalSink) else None
+        untyped = sink.untyped if isinstance(sink, TypedSignalSink) else (sink if sink is not None else SignalSink())
+        self._sink = untyped
+        self._config = config
+        self._serializer: DataSerializer[V] = serializer if serializer is not None else JsonSerializer(value_type)
+        self._batch_size = config.batch_size if config.enable_batching else 1
+        self._linger = to_seconds(config.batch_timeout, "batch_timeout", allow_zero=True)
+        self._retry_timeout = to_seconds(config.write_retry_timeout, "write_retry_timeout", allow_zero=True)
+        # Loads asked for by signal: bounded, at most max_concurrency at once.
+        self._loader: EphemeralWorkCoordinator[str] = EphemeralWorkCoordinator(
+            self._load_for_signal, EphemeralOptions(max_concurrency=config.max_concurrency, signals=untyped)
+        )
+        self._queue: deque[_Batch] = deque()  # batches and clears not yet started, in order
+        self._wake: anyio.Event | None = None
+        self._task_group: Any = None
+        self._closing = False
+        self._open_batch: _Batch | None = None  # the newest batch, still taking writes
+        self._last: _Batch | None = None  # the newest batch or clear accepted
+        self._running: _Batch | None = None
+        self._pending: dict[str, _Write] = {}  # key -> its newest write not yet stored
+        self._unwritten = 0
+        self._room: anyio.Event | None = None
+        self._readers: anyio.CapacityLimiter | None = None
+        self._subscriptions: list[Subscription] = []
+        self._down_since: float | None = None
+        self._written = self._failed = self._batches = self._largest = self._retries = self._loads = 0
+
+    # -- what a backend implements ------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        """Connect and create what the store needs (called once, on entry)."""
+
+    async def _close(self) -> None:
+        """Release connections (called once, after the last write)."""
+
+    async def _write(self, items: Sequence[WriteItem]) -> None:
+        """Store ``items`` in order, all or none (text None deletes the key)."""
+        raise NotImplementedError
+
+    async def _read(self, key: str) -> str | None:
+        """The text stored under ``key``, or None."""
+        raise NotImplementedError
+
+    async def _contains(self, key: str) -> bool:
+        """Whether ``key`` is stored."""
+        return await self._read(key) is not None
+
+    async def _count(self) -> int:
+        """How many keys are stored."""
+        raise NotImplementedError
+
+    async def _keys(self) -> list[str]:
+        """Every stored key, in order."""
+        raise NotImplementedError
+
+    async def _clear(self) -> int:
+        """Remove every key; return how many were removed."""
+        raise NotImplementedError
+
+    def _is_transient(self, error: BaseException) -> bool:
+        """Whether ``error`` may pass on retry (a lost connection) rather than fail again."""
+        return False
+
+    def _check_key(self, key: str) -> None:
+        """Raise ValueError when ``key`` cannot be stored by this backend."""
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self: _Self) -> _Self:
+        if self._task_group is not None or self._closing:
+            raise RuntimeError(f"a {type(self).__name__} can be entered only once")
+        await self._open()
+        try:
+            self._task_group = task_group = await open_task_group()
+            try:
+                await self._loader.__aenter__()
+            except BaseException as error:
+                await close_task_group(task_group, type(error), error, error.__traceback__)
+                raise
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._close()
+            raise
+        task_group.start_soon(self._writer)
+        self._readers = anyio.CapacityLimiter(self._config.max_concurrency)
+        self._subscribe()
+        self._emit(f"initialized.data.{self._config.database_name}")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        for subscription in self._subscriptions:
+            subscription.close()
+        self._subscriptions.clear()
+        self._closing = True
+        self._wake_writer()
+        try:
+            try:
+                await self._loader.__aexit__(exc_type, exc, tb)  # loads asked for by signal: cancelled on error
+            finally:
+                # Accepted writes are stored even when the block failed or was cancelled: each batch runs
+                # shielded, so the writer finishes the queue before it stops.
+                with anyio.CancelScope(shield=True):
+                    await self.flush()
+                await close_task_group(self._task_group, exc_type, exc, tb)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._close()
+        return None
+
+    @property
+    def config(self) -> DataStorageConfig:
+        """The atom's configuration."""
+        return self._config
+
+    @property
+    def serializer(self) -> DataSerializer[V]:
+        """How values become text and back."""
+        return self._serializer
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _key(self, key: K) -> str:
+        if key is None:
+            raise TypeError("key must not be None")
+        text = key if isinstance(key, str) else str(key)
+        if not text:
+            raise ValueError("key must not be empty")
+        self._check_key(text)
+        return text
+
+    def _make_write(self, key: K, value: V) -> _Write:
+        text_key = self._key(key)
+        try:
+            text = self._serializer.dumps(value)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"value for key {text_key!r} cannot be stored: {error}") from error
+        if not isinstance(text, str):
+            raise TypeError(f"the serializer's dumps must return str, got {type(text).__name__}")
+        return _Write(text_key, text)
+
+    def _accept(self, write: _Write) -> _Batch:
+        self._check_open()
+        batch = self._open_batch
+        if batch is None or len(batch.writes) >= self._batch_size:
+            batch = self._open_batch = _Batch()
+            self._queue_batch(batch)
+        batch.writes.append(write)
+        self._pending[write.key] = write
+        self._unwritten += 1
+        return batch
+
+    def _check_open(self) -> None:
+        if self._readers is None:
+            raise RuntimeError(f"enter the storage first: `async with {type(self).__name__}(...) as storage:`")
+        if self._closing:
+            raise CoordinatorClosedError(f"{type(self).__name__} is closed; no new writes are accepted")
+
+    def _queue_batch(self, batch: _Batch) -> None:
+        self._queue.append(batch)
+        self._last = batch
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake.set()
+
+    def _check_room(self) -> None:
+        if self._unwritten >= self._config.max_pending_writes:
+            raise StorageFullError(
+                f"{self._config.max_pending_writes} writes to {self._config.database_name!r} are waiting "
+                "(max_pending_writes); await save() waits for room instead"
+            )
+
+    def enqueue_save(self, key: K, value: V) -> None:
+        """Accept a save and return at once; it is stored in order with every other write.
+
+        Raises:
+            TypeError, ValueError: The key or the value cannot be stored (nothing was accepted).
+            StorageFullError: ``max_pending_writes`` writes are already waiting.
+            CoordinatorClosedError: The atom is closed.
+        """
+        write = self._make_write(key, value)
+        self._check_room()
+        self._accept(write)
+
+    def enqueue_delete(self, key: K) -> None:
+        """Accept a delete and return at once (see ``enqueue_save``)."""
+        write = _Write(self._key(key), None)
+        self._check_room()
+        self._accept(write)
+
+    async def _wait_for_room(self) -> None:
+        while self._unwritten >= self._config.max_pending_writes:
+            if self._room is None:
+                self._room = anyio.Event()
+            await self._room.wait()
+
+    async def _submit(self, write: _Write) -> None:
+        await self._wait_for_room()
+        write.waited = True
+        batch = self._accept(write)
+        await batch.done.wait()  # accepted: a caller cancelled now stops waiting, the write still lands
+        if write.error is not None:
+            raise write.error
+
+    async def save(self, key: K, value: V) -> None:
+        """Save ``value`` under ``key`` (insert or replace) and wait until it is stored.
+
+        Raises:
+            TypeError, ValueError: The key or the value cannot be stored (nothing was accepted).
+            Exception: The store's error when the write failed (it is also signalled and counted).
+        """
+        await self._submit(self._make_write(key, value))
+
+    async def delete(self, key: K) -> None:
+        """Remove ``key`` (no error when it is absent) and wait until it is gone."""
+        await self._submit(_Write(self._key(key), None))
+
+    async def save_many(self, items: Sequence[tuple[K, V]]) -> None:
+        """Save every ``(key, value)`` pair, in order, and wait until all are stored.
+
+        Every value is checked before any is accepted. Raises the first failure, if any.
+        """
+        writes = [self._make_write(key, value) for key, value in items]
+        batches = []
+        for write in writes:
+            await self._wait_for_room()
+            write.waited = True
+            batches.append(self._accept(write))
+        for batch in dict.fromkeys(batches):
+            await batch.done.wait()
+        for write in writes:
+            if write.error is not None:
+                raise write.error
+
+    async def flush(self) -> None:
+        """Wait until every write accepted so far is stored (or has failed)."""
+        last = self._last
+        if last is not None:
+            await last.done.wait()
+
+    async def clear(self) -> int:
+        """Remove every stored key, after the writes accepted before it; return how many were removed."""
+        self._check_open()
+        batch = _Batch(clear=True)
+        self._open_batch = None  # later writes go after the clear
+        self._queue_batch(batch)
+        await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+        return batch.removed
+
+    # -- the writer ---------------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        """Run the queued batches in order; each one shielded, so a cancelled host still stores them all."""
+        queue = self._queue
+        while True:
+            if not queue:
+                if self._closing:
+                    return
+                self._wake = wake = anyio.Event()
+                await wake.wait()
+                continue
+            with anyio.CancelScope(shield=True):
+                await self._run(queue[0])
+            queue.popleft()
+
+    async def _run(self, batch: _Batch) -> None:
+        if batch is self._open_batch and self._linger and len(batch.writes) < self._batch_size:
+            await anyio.sleep(self._linger)  # let an idle writer's batch fill for a moment
+        if batch is self._open_batch:
+            self._open_batch = None
+        self._running = batch
+        try:
+            if batch.clear:
+                try:
+                    batch.removed = await self._retrying(self._clear)
+                except Exception as error:
+                    batch.error = error
+                    self._report(error, None)
+            else:
+                await self._store(batch.writes)
+        finally:
+            self._running = None
+            self._finish(batch)
+
+    async def _store(self, writes: list[_Write]) -> None:
+        try:
+            await self._retrying(lambda: self._write([(w.key, w.text) for w in writes]))
+        except Exception as error:
+            if len(writes) == 1 or self._is_transient(error):
+                for write in writes:
+                    write.error = error
+            else:  # one bad write must not sink the others: store them one by one
+                for write in writes:
+                    await self._store_one(write)
+        self._batches += 1
+        self._largest = max(self._largest, len(writes))
+
+    async def _store_one(self, write: _Write) -> None:
+        try:
+            await self._retrying(lambda: self._write([(write.key, write.text)]))
+        except Exception as error:
+            write.error = error
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[R]]) -> R:
+        """Run ``attempt``, retrying transient errors with backoff until ``write_retry_timeout`` is spent.
+
+        One outage has one budget: once an attempt fails, later ones share its deadline until one passes.
+        """
+        delay = _FIRST_RETRY_DELAY
+        while True:
+            try:
+                result = await attempt()
+            except Exception as error:
+                if not self._is_transient(error):
+                    raise
+                now = anyio.current_time()
+                if self._down_since is None:
+                    self._down_since = now
+                if now + delay > self._down_since + self._retry_timeout:
+                    raise
+                self._retries += 1
+                self._emit(f"retrying.data.{self._config.database_name}:{type(error).__name__}")
+                await anyio.sleep(delay)
+                delay = min(delay * 2, _MAX_RETRY_DELAY)
+            else:
+                self._down_since = None
+                return result
+
+    def _finish(self, batch: _Batch) -> None:
+        config = self._config
+        failures: list[_Write] = []
+        for write in batch.writes:
+            if self._pending.get(write.key) is write:
+                del self._pending[write.key]
+            if write.error is None:
+                self._written += 1
+                if config.emit_completion_signals:
+                    self._emit(config.deleted_signal if write.text is None else config.saved_signal, write.key)
+            else:
+                self._failed += 1
+                self._report(write.error, write.key)
+                if not write.waited:
+                    failures.append(write)
+        if failures:
+            error = failures[0].error
+            _log.error(
+                "%d write(s) to %r failed and nobody was waiting for them (first key %r): %s: %s",
+                len(failures),
+                config.database_name,
+                failures[0].key,
+                type(error).__name__,
+                error,
+            )
+        self._unwritten -= len(batch.writes)
+        batch.done.set()
+        room = self._room
+        if room is not None:
+            self._room = None
+            room.set()
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    async def _reading(self, read: Callable[[], Awaitable[R]], key: str | None) -> R:
+        readers = self._readers
+        if readers is None:
+            raise RuntimeError(f"enter the storage first: `async with {type(self).__name__}(...) as storage:`")
+        try:
+            async with readers:
+                return await self._retrying(read)
+        except Exception as error:
+            self._report(error, key)
+            raise
+
+    async def load(self, key: K) -> V | None:
+        """The value stored under ``key`` (including a write accepted but not yet stored), or None."""
+        text_key = self._key(key)
+        write = self._pending.get(text_key)
+        text = write.text if write is not None else await self._reading(lambda: self._read(text_key), text_key)
+        value = None if text is None else self._serializer.loads(text)
+        self._loads += 1
+        if self._config.emit_completion_signals:
+            self._emit(self._config.loaded_signal, text_key, value)
+        return value
+
+    async def exists(self, key: K) -> bool:
+        """Whether a value is stored under ``key`` (counting writes accepted but not yet stored)."""
+        text_key = self._key(key)
+        write = self._pending.get(text_key)
+        if write is not None:
+            return write.text is not None
+        return await self._reading(lambda: self._contains(text_key), text_key)
+
+    async def count(self) -> int:
+        """How many keys are stored, once every write accepted so far is."""
+        await self.flush()
+        return await self._reading(self._count, None)
+
+    async def list_keys(self) -> list[str]:
+        """Every stored key (as given, in text form), once every write accepted so far is stored."""
+        await self.flush()
+        return await self._reading(self._keys, None)
+
+    # -- signals --------------------------------------------------------------------------------
+
+    def _emit(self, signal: str, key: str | None = None, payload: Any = None) -> None:
+        if self._typed is not None:
+            self._typed.emit(signal, payload, key)
+        else:
+            self._sink.emit(signal, key)
+
+    def _report(self, error: BaseException, key: str | None) -> None:
+        self._emit(f"{self._config.error_signal}:{type(error).__name__}", key)
+
+    def _subscribe(self) -> None:
+        config = self._config
+        loop = LoopBinding()
+        routes: list[tuple[str, Callable[[SignalEvent[Any]], None]]] = [
+            (config.save_signal_pattern, self._on_save_signal),
+            (config.delete_signal_pattern, self._on_delete_signal),
+            (config.load_signal_pattern, self._on_load_signal),
+        ]
+
+        def route(event: SignalEvent[Any]) -> None:
+            name = event.signal
+            for pattern, handler in routes:
+                if name == pattern or StringPatternMatcher.matches(name, pattern + ".*"):
+                    loop.call(partial(handler, event))
+                    return
+
+        source: Any = self._typed if self._typed is not None else self._sink
+        self._subscriptions.append(source.subscribe(route))
+
+    def _refuse_signal(self, event: SignalEvent[Any], reason: str) -> None:
+        self._emit(f"{self._config.error_signal}:{reason}", event.key)
+
+    def _on_save_signal(self, event: SignalEvent[Any]) -> None:
+        if event.key is None:
+            self._refuse_signal(event, "MissingKey")
+        elif event.payload is None:
+            self._refuse_signal(event, "MissingPayload")  # only typed sinks carry the value
+        else:
+            self._apply_signal(event, lambda: self.enqueue_save(event.key, event.payload))  # type: ignore[arg-type]
+
+    def _on_delete_signal(self, event: SignalEvent[Any]) -> None:
+        if event.key is None:
+            self._refuse_signal(event, "MissingKey")
+        else:
+            self._apply_signal(event, lambda: self.enqueue_delete(event.key))  # type: ignore[arg-type]
+
+    def _apply_signal(self, event: SignalEvent[Any], accept: Callable[[], None]) -> None:
+        try:
+            accept()
+        except Exception as error:  # a refused signal is reported, never raised into the emitter
+            self._refuse_signal(event, type(error).__name__)
+
+    def _on_load_signal(self, event: SignalEvent[Any]) -> None:
+        if event.key is None:
+            self._refuse_signal(event, "MissingKey")
+            return
+        if not self._loader.try_enqueue(event.key):
+            self._refuse_signal(event, "LoadQueueFull")
+
+    async def _load_for_signal(self, key: str) -> None:
+        try:
+            await self.load(key)  # type: ignore[arg-type]
+        except Exception:
+            pass  # already signalled as error.data.{db}:{Type}
+
+    # -- views ----------------------------------------------------------------------------------
+
+    def stats(self) -> AtomStats:
+        """``(pending, active, completed, failed)`` counted in writes (saves and deletes)."""
+        running = self._running
+        active = len(running.writes) if running is not None else 0
+        return AtomStats(self._unwritten - active, active, self._written, self._failed)
+
+    def storage_stats(self) -> DataStorageStats:
+        """Counters of writes, batches, retries and loads."""
+        return DataStorageStats(
+            self._unwritten, self._written, self._failed, self._batches, self._largest, self._retries, self._loads
+        )
+
+    @property
+    def signals(self) -> SignalSink:
+        """The (untyped) sink the atom emits to and listens on."""
+        return self._sink
