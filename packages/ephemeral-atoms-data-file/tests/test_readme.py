@@ -1,0 +1,23 @@
+"""The README example runs as written (in a temporary working directory)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+@pytest.mark.real_time
+async def test_readme_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (block,) = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    monkeypatch.chdir(tmp_path)
+    await namespace["main"]()
+    stored = json.loads((tmp_path / "orders" / "order-123.json").read_text())
+    assert stored == {"id": "order-123", "total": "42.00"}
