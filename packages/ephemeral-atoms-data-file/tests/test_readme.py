@@ -16,7 +16,7 @@ README = Path(__file__).parent.parent / "README.md"
 async def test_readme_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (block,) = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     namespace: dict[str, Any] = {}
-    exec(compile(block, str(README), "exec"), namespace)
+    exec(compile(block, str(README), "exec", dont_inherit=True), namespace)
     monkeypatch.chdir(tmp_path)
     await namespace["main"]()
     stored = json.loads((tmp_path / "orders" / "order-123.json").read_text())

@@ -10,4 +10,4 @@ README = Path(__file__).parent.parent / "README.md"
 
 def test_readme_example() -> None:
     (block,) = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    exec(compile(block, str(README), "exec"), {})
+    exec(compile(block, str(README), "exec", dont_inherit=True), {})
