@@ -1,0 +1,840 @@
+"""SqliteSingleWriter: every write through one connection in FIFO order; concurrent, cached reads."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import anyio
+import anyio.to_thread
+
+from ephemeral.core import (
+    EphemeralLruCache,
+    EphemeralLruCacheOptions,
+    LoopBinding,
+    PatternSet,
+    SignalEvent,
+    SignalSink,
+    Subscription,
+    to_seconds,
+)
+
+from ._connection import ReadPool, SqliteConnection, SqlParams, bind_params, close_quietly, open_connection
+from ._options import SqliteSingleWriterOptions
+from ._target import DatabaseTarget, resolve_target
+
+__all__ = ("SqliteSingleWriter", "SqliteSingleWriterStats", "SqliteWriteRecord")
+
+T = TypeVar("T")
+_Self = TypeVar("_Self", bound="SqliteSingleWriter")
+_Bound = Sequence[Any] | dict[str, Any]
+
+#: The kinds of write, as they appear in signal names and in ``SqliteWriteRecord.kind``.
+WRITE, BATCH, MANY, TRANSACTION = "write", "write.batch", "write.many", "write.transaction"
+
+#: The private cache sink only absorbs the core cache's own signals: the writer emits the ones it
+#: documents itself (``cache.hit:{key}``, ...), so the cache keeps the first of each kind and no more.
+_CACHE_SINK_SAMPLING = 1 << 62
+
+_ASYNC_WORK = "work must be a plain function of the connection, not an async one (it runs in a thread)"
+_ids = itertools.count(1)
+_registry: dict[str, SqliteSingleWriter] = {}
+_registry_lock = threading.Lock()
+_own_emit = threading.local()  # set while the writer emits invalidation signals it must not react to
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteWriteRecord:
+    """One finished write call, as kept by ``get_write_snapshot()``.
+
+    Attributes:
+        write_id: The call's number on this writer (1, 2, ...), in the order calls were accepted.
+        kind: ``"write"``, ``"write.batch"``, ``"write.many"`` or ``"write.transaction"``.
+        rows: Rows changed (0 when the call failed).
+        duration: Seconds the call spent in SQLite (its worker thread), waiting for its turn excluded.
+        error: The exception class name when the call failed, else None (never its message).
+    """
+
+    write_id: int
+    kind: str
+    rows: int
+    duration: float
+    error: str | None
+
+    @property
+    def failed(self) -> bool:
+        """Whether the call raised."""
+        return self.error is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteSingleWriterStats:
+    """Counters of a ``SqliteSingleWriter`` since it was created.
+
+    Attributes:
+        writes: Write calls that completed.
+        write_errors: Write calls that raised (the writer carries on).
+        rows_written: Rows changed by the completed write calls.
+        pending_writes: Write calls accepted and not finished (waiting for their turn or running).
+        reads: ``read()`` calls.
+        read_errors: Reader runs (from ``read`` or ``query``) that raised.
+        queries: ``query()`` calls.
+        loads: Times a ``read()`` ran its reader (cache misses that were not waiting for another load).
+        cache_hits: ``read()`` calls answered from the cache.
+        cache_misses: ``read()`` calls that found no live entry (the ones that waited for a load included).
+        cache_entries: Entries the cache holds now.
+        read_connections: Read connections open now.
+    """
+
+    writes: int
+    write_errors: int
+    rows_written: int
+    pending_writes: int
+    reads: int
+    read_errors: int
+    queries: int
+    loads: int
+    cache_hits: int
+    cache_misses: int
+    cache_entries: int
+    read_connections: int
+
+
+# -- the work done in the writer's worker thread ---------------------------------------------------
+
+
+def _timed(
+    job: Callable[[sqlite3.Connection], tuple[T, int]], connection: sqlite3.Connection
+) -> tuple[T | None, int, float, Exception | None]:
+    """Run ``job`` and time it; an exception is returned, to be raised in the caller's task."""
+    start = time.perf_counter()
+    try:
+        result, rows = job(connection)
+    except Exception as error:
+        return None, 0, time.perf_counter() - start, error
+    return result, rows, time.perf_counter() - start, None
+
+
+def _rollback_open(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        try:
+            connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the original error matters more; SQLite has already rolled back if it cannot
+
+
+def _in_transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(connection)
+        if connection.in_transaction:  # ``work`` may have committed itself
+            connection.execute("COMMIT")
+    except BaseException:
+        _rollback_open(connection)
+        raise
+    return result
+
+
+def _changed(cursor: sqlite3.Cursor) -> int:
+    rows = cursor.rowcount
+    cursor.close()
+    return rows if rows > 0 else 0  # -1 for statements that change no rows (DDL)
+
+
+def _write_one(sql: str, params: _Bound, connection: sqlite3.Connection) -> tuple[int, int]:
+    try:
+        rows = _changed(connection.execute(sql, params))
+    except BaseException:
+        _rollback_open(connection)
+        raise
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
+        raise sqlite3.ProgrammingError(
+            "the statement left a transaction open and was rolled back; use execute_in_transaction or write_batch"
+        )
+    return rows, rows
+
+
+def _write_batch(
+    items: list[tuple[str, _Bound]], transactional: bool, connection: sqlite3.Connection
+) -> tuple[int, int]:
+    if transactional:
+        rows = _in_transaction(connection, lambda c: sum(_changed(c.execute(sql, p)) for sql, p in items))
+        return rows, rows
+    total = 0
+    for sql, params in items:
+        total += _write_one(sql, params, connection)[0]  # each item commits on its own
+    return total, total
+
+
+def _write_many(sql: str, rows_params: list[_Bound], connection: sqlite3.Connection) -> tuple[int, int]:
+    rows = _in_transaction(connection, lambda c: _changed(c.executemany(sql, rows_params)))
+    return rows, rows
+
+
+def _transaction(work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection) -> tuple[T, int]:
+    def checked(connection: sqlite3.Connection) -> T:
+        result = work(connection)
+        if inspect.isawaitable(result):  # raised before COMMIT, so the transaction rolls back
+            if inspect.iscoroutine(result):
+                result.close()
+            raise TypeError(_ASYNC_WORK)
+        return result
+
+    before = connection.total_changes
+    result = _in_transaction(connection, checked)
+    return result, connection.total_changes - before
+
+
+def _cache_key(key: object, name: str = "cache_key") -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"{name} must be a str, got {key!r}")
+    if not key:
+        raise ValueError(f"{name} must not be empty")
+    return key
+
+
+# -- the writer ---------------------------------------------------------------------------------------
+
+
+class SqliteSingleWriter:
+    """One SQLite database: every write through one connection in FIFO order, reads alongside, cached.
+
+    Writes (``write``, ``write_batch``, ``write_many``, ``execute_in_transaction``) queue in the order
+    they are called and run one at a time on the single write connection, each in one worker-thread
+    call (so a batch costs one thread hop, not one per row). A write's exception (``sqlite3.IntegrityError``
+    and so on) is raised, unchanged, to its caller; later writes carry on. Reads run concurrently on
+    up to ``read_connections`` pooled read connections; ``read`` caches the reader's result under a
+    key (sliding expiry, longer for hot keys, one reader run however many callers miss at once),
+    ``query`` does not cache. A read sees every write that completed before it started.
+
+    The writer opens lazily on first use (or on ``async with``); ``aclose()`` (or leaving the block)
+    refuses new calls, waits for every accepted write and read, then closes every connection.
+    Instances belong to the event loop they are used in; the cache is not thread-safe, so call
+    ``invalidate_cache`` from that loop's thread (signal-driven invalidation may come from any thread).
+
+    Args:
+        path: A file path (str or PathLike), ``":memory:"`` (a private in-memory database that the
+            writer and its readers share) or a ``"Data Source=...;..."`` connection string.
+        options: ``SqliteSingleWriterOptions`` (defaults when None).
+        signals: A shared ``SignalSink`` to emit on; None for a private one (1000 signals, 60 s).
+
+    Raises:
+        TypeError: An argument has the wrong type.
+        ValueError: ``path`` is empty or a connection string that cannot be used.
+    """
+
+    _registry_key: str | None
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        options: SqliteSingleWriterOptions | None = None,
+        *,
+        signals: SignalSink | None = None,
+    ) -> None:
+        self._setup(resolve_target(path), options, signals)
+
+    def _setup(
+        self, target: DatabaseTarget, options: SqliteSingleWriterOptions | None, signals: SignalSink | None
+    ) -> None:
+        if options is None:
+            options = SqliteSingleWriterOptions()
+        elif not isinstance(options, SqliteSingleWriterOptions):
+            raise TypeError(f"options must be SqliteSingleWriterOptions or None, got {options!r}")
+        if signals is not None and not isinstance(signals, SignalSink):
+            raise TypeError(f"signals must be a SignalSink or None, got {signals!r}")
+        self._target = target
+        self._options = options
+        self._id = f"sqlite:{next(_ids)}"
+        self._signals = signals if signals is not None else SignalSink()
+        self._emit = self._signals.emit
+        self._rate = options.sample_rate
+        self._phase = 1 % options.sample_rate
+        self._calls = 0
+        self._lock = anyio.Lock()  # FIFO: writes run in the order they were called
+        self._writer: sqlite3.Connection | None = None
+        self._pool = ReadPool(
+            options.read_connections,
+            lambda: open_connection(target, options, read=True)[0],
+            lambda: self._emit("connection.open.read"),
+        )
+        self._cache: EphemeralLruCache[str, Any] = EphemeralLruCache(
+            EphemeralLruCacheOptions(
+                default_ttl=options.default_cache_duration,
+                hot_key_extension=options.hot_key_extension,
+                hot_access_threshold=options.hot_access_threshold,
+                max_size=options.cache_size_limit,
+                sample_rate=_CACHE_SINK_SAMPLING,
+                signals=SignalSink(max_capacity=8),
+            )
+        )
+        self._records: deque[SqliteWriteRecord] = deque(maxlen=options.max_tracked_writes)
+        self._subscriptions: set[Subscription] = set()
+        self._write_ids = 0
+        self._writes = 0
+        self._write_errors = 0
+        self._rows_written = 0
+        self._pending_writes = 0
+        self._reads = 0
+        self._read_errors = 0
+        self._queries = 0
+        self._loads = 0
+        self._active_reads = 0
+        self._reads_idle: anyio.Event | None = None
+        self._closing = False
+        self._closed: anyio.Event | None = None
+        self._registry_key = None
+
+    # -- sharing ------------------------------------------------------------------------------
+
+    @classmethod
+    def get_or_create(
+        cls: type[_Self], path: str | os.PathLike[str], options: SqliteSingleWriterOptions | None = None
+    ) -> _Self:
+        """The process-wide writer of ``path`` (its resolved absolute path), created on first request.
+
+        Every caller asking for the same database gets the same instance, so all their writes share
+        one queue. Closing it deregisters it; a later call creates a fresh one. ``":memory:"`` names one
+        shared in-memory database.
+
+        Args:
+            path: As for the constructor.
+            options: The options the writer must have; None accepts those of an existing writer.
+
+        Raises:
+            ValueError: A writer for this database exists with different options (they cannot
+                change once it runs), or ``path`` cannot be used.
+            TypeError: An argument has the wrong type.
+        """
+        target = resolve_target(path)
+        if options is not None and not isinstance(options, SqliteSingleWriterOptions):
+            raise TypeError(f"options must be SqliteSingleWriterOptions or None, got {options!r}")
+        with _registry_lock:
+            existing = _registry.get(target.identity)
+            if existing is not None:
+                if options is not None and options != existing._options:
+                    raise ValueError(
+                        f"options: the shared writer of {target.identity!r} already runs with {existing._options!r}; "
+                        "close it first or ask with the same options (or None)"
+                    )
+                return cast(_Self, existing)
+            writer = cls.__new__(cls)
+            writer._setup(target, options, None)
+            writer._registry_key = target.identity
+            _registry[target.identity] = writer
+            return writer
+
+    def _deregister(self) -> None:
+        key = self._registry_key
+        if key is not None:
+            with _registry_lock:
+                if _registry.get(key) is self:
+                    del _registry[key]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def __aenter__(self: _Self) -> _Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Open the write connection now (it otherwise opens on first use); errors surface here.
+
+        Raises:
+            anyio.ClosedResourceError: The writer has been closed.
+            sqlite3.Error: The database cannot be opened or set up.
+        """
+        self._check_accepting()
+        if self._writer is None:
+            async with self._lock:
+                if self._writer is None:
+                    await self._open_writer()
+
+    async def _open_writer(self) -> sqlite3.Connection:
+        """Open the write connection; the caller holds the lock."""
+        connection, applied = await anyio.to_thread.run_sync(
+            partial(open_connection, self._target, self._options, read=False)
+        )
+        self._writer = connection
+        for signal in applied:
+            self._emit(signal)
+        self._emit("connection.open.write")
+        return connection
+
+    async def aclose(self) -> None:
+        """Refuse new calls, let every accepted write and read finish, then close every connection.
+
+        Also stops signal-driven invalidation, empties the cache and deregisters a shared writer.
+        Idempotent; a second caller waits for the first to finish. Shielded from cancellation, so the
+        connections are closed whatever happens.
+        """
+        if self._closed is not None:
+            await self._closed.wait()
+            return
+        self._closed = anyio.Event()
+        self._closing = True
+        self._deregister()
+        try:
+            with anyio.CancelScope(shield=True):
+                if self._active_reads:
+                    self._reads_idle = anyio.Event()
+                    await self._reads_idle.wait()
+                async with self._lock:  # FIFO: behind every accepted write
+                    for subscription in list(self._subscriptions):
+                        subscription.close()
+                    connections = self._pool.detach_idle()
+                    if self._writer is not None:
+                        connections.append(self._writer)
+                        self._writer = None
+                    self._cache.clear()
+                    await anyio.to_thread.run_sync(close_quietly, connections)
+        finally:
+            self._closed.set()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose()`` has begun: new calls are refused."""
+        return self._closing
+
+    def _check_accepting(self) -> None:
+        if self._closing:
+            raise anyio.ClosedResourceError(f"SqliteSingleWriter {self._id} is closed")
+
+    # -- signals ------------------------------------------------------------------------------
+
+    def _sampled(self) -> bool:
+        calls = self._calls = self._calls + 1
+        return calls % self._rate == self._phase
+
+    def _emit_own(self, signal: str, key: str) -> None:
+        """Emit an invalidation signal that this writer's own subscriptions must ignore."""
+        _own_emit.active = True
+        try:
+            self._emit(signal, key)
+        finally:
+            _own_emit.active = False
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def _submit(self, kind: str, job: Callable[[sqlite3.Connection], tuple[T, int]]) -> T:
+        """Queue ``job`` behind every write already accepted and run it on the write connection."""
+        self._check_accepting()
+        write_id = self._write_ids = self._write_ids + 1
+        sampled = self._sampled()
+        key = str(write_id)
+        self._pending_writes += 1
+        try:
+            async with self._lock:
+                try:
+                    connection = self._writer if self._writer is not None else await self._open_writer()
+                except Exception as open_error:
+                    self._failed(write_id, kind, 0.0, open_error)
+                    raise
+                if sampled:
+                    self._emit(f"{kind}.start", key)
+                result, rows, duration, failure = await anyio.to_thread.run_sync(_timed, job, connection)
+        finally:
+            self._pending_writes -= 1
+        if failure is not None:
+            self._failed(write_id, kind, duration, failure)
+            raise failure
+        self._writes += 1
+        self._rows_written += rows
+        self._records.append(SqliteWriteRecord(write_id, kind, rows, duration, None))
+        if sampled:
+            self._emit(f"{kind}.done:{rows}rows:{round(duration * 1000)}ms", key)
+        return cast(T, result)
+
+    def _failed(self, write_id: int, kind: str, duration: float, error: Exception) -> None:
+        name = type(error).__name__
+        self._write_errors += 1
+        self._records.append(SqliteWriteRecord(write_id, kind, 0, duration, name))
+        self._emit(f"{kind}.error:{name}", str(write_id))
+
+    async def write(self, sql: str, params: SqlParams = None) -> int:
+        """Run one statement on the write connection, after every write called before it.
+
+        Args:
+            sql: One SQL statement, with ``?`` or ``:name`` placeholders.
+            params: A sequence (``?``) or a mapping (``:name``), or None.
+
+        Returns:
+            The rows it inserted, updated or deleted (0 for statements that change none).
+
+        Raises:
+            TypeError: ``sql`` is not a str, or ``params`` neither a sequence, a mapping nor None.
+            anyio.ClosedResourceError: The writer is closed.
+            sqlite3.Error: Whatever SQLite raised (``IntegrityError`` for a violated constraint, ...).
+        """
+        _check_sql(sql)
+        return await self._submit(WRITE, partial(_write_one, sql, bind_params(params)))
+
+    async def write_batch(self, items: Iterable[tuple[str, SqlParams]], transactional: bool = True) -> int:
+        """Run several statements in one turn of the writer (one worker-thread call).
+
+        Args:
+            items: ``(sql, params)`` pairs, run in order.
+            transactional: True: all in one transaction, so a failing item rolls every item back.
+                False: each item commits on its own; items before a failing one stay.
+
+        Returns:
+            The total rows changed; 0 for no items (nothing is queued then).
+
+        Raises:
+            TypeError: An item is not a ``(sql, params)`` pair (checked before anything runs).
+            sqlite3.Error: The first item that failed, unchanged.
+        """
+        if not isinstance(transactional, bool):
+            raise TypeError(f"transactional must be a bool, got {transactional!r}")
+        batch: list[tuple[str, _Bound]] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise TypeError(f"items[{index}] must be a (sql, params) pair, got {item!r}")
+            sql, params = item
+            _check_sql(sql, f"items[{index}] sql")
+            batch.append((sql, bind_params(params, f"items[{index}] params")))
+        if not batch:
+            return 0
+        return await self._submit(BATCH, partial(_write_batch, batch, transactional))
+
+    async def write_many(self, sql: str, rows_params: Iterable[SqlParams]) -> int:
+        """Run one statement for each parameter set (``executemany``), all in one transaction and one thread call.
+
+        Returns:
+            The total rows changed; 0 for no parameter sets (nothing is queued then).
+
+        Raises:
+            TypeError: ``sql`` is not a str or a parameter set is not a sequence or mapping.
+            sqlite3.Error: Whatever SQLite raised; every row is rolled back then.
+        """
+        _check_sql(sql)
+        bound = [bind_params(params, f"rows_params[{index}]") for index, params in enumerate(rows_params)]
+        if not bound:
+            return 0
+        return await self._submit(MANY, partial(_write_many, sql, bound))
+
+    async def execute_in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work(connection)`` in the writer's thread inside BEGIN IMMEDIATE ... COMMIT.
+
+        ``work`` is a plain (not async) function of the raw ``sqlite3.Connection``; it runs in a worker
+        thread with the database to itself among this writer's calls. If it raises, the transaction is
+        rolled back and the exception re-raised to the caller.
+
+        Returns:
+            What ``work`` returned.
+
+        Raises:
+            TypeError: ``work`` is not callable, or is async.
+            Exception: Whatever ``work`` (or COMMIT) raised.
+        """
+        if not callable(work):
+            raise TypeError(f"work must be callable, got {work!r}")
+        if inspect.iscoroutinefunction(work):
+            raise TypeError(_ASYNC_WORK)
+        return await self._submit(TRANSACTION, partial(_transaction, work))
+
+    async def write_and_invalidate(self, sql: str, params: SqlParams = None, cache_keys: Iterable[str] = ()) -> int:
+        """``write(sql, params)``, then drop each of ``cache_keys`` from the read cache.
+
+        A read of one of those keys that was running during the write does not cache its result.
+
+        Returns:
+            The rows changed.
+
+        Raises:
+            TypeError: ``cache_keys`` is a str (give a list) or holds a non-str.
+            sqlite3.Error: The write failed; nothing is invalidated then.
+        """
+        if isinstance(cache_keys, str):
+            raise TypeError("cache_keys must be an iterable of keys, not a str (use [key])")
+        keys = [_cache_key(key, "cache_keys item") for key in cache_keys]
+        rows = await self.write(sql, params)
+        for key in keys:
+            self.invalidate_cache(key)
+        return rows
+
+    async def flush_writes(self) -> None:
+        """Wait until every write accepted before this call has finished (successfully or not)."""
+        sampled = self._sampled()
+        if sampled:
+            self._emit("write.flush.start")
+        async with self._lock:
+            pass
+        if sampled:
+            self._emit("write.flush.done")
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[None]:
+        self._active_reads += 1
+        try:
+            yield
+        finally:
+            self._active_reads -= 1
+            if not self._active_reads and self._reads_idle is not None:
+                self._reads_idle.set()
+
+    def _read_guard(self) -> AbstractAsyncContextManager[object]:
+        # SQLite's shared cache (how the writer and its readers share an in-memory database) locks
+        # whole tables and has no WAL: a read beside a write fails with "database table is locked".
+        # In-memory reads therefore take their turn with the writes.
+        return self._lock if self._target.is_memory else nullcontext()
+
+    async def _run_reader(self, reader: Callable[[SqliteConnection], Awaitable[T]]) -> T:
+        if self._writer is None:  # the writer creates the database, and keeps an in-memory one alive
+            async with self._lock:
+                if self._writer is None:
+                    await self._open_writer()
+        async with self._read_guard(), self._pool.connection() as connection:
+            result = reader(connection)
+            if not inspect.isawaitable(result):
+                raise TypeError(f"reader must be an async function of the connection, it returned {result!r}")
+            return await result
+
+    async def read(
+        self,
+        cache_key: str,
+        reader: Callable[[SqliteConnection], Awaitable[T]],
+        sliding_expiration: float | timedelta | None = None,
+    ) -> T:
+        """The cached result for ``cache_key``, or ``await reader(connection)`` run and cached on a miss.
+
+        Concurrent misses of one key run the reader once and share its result (or its exception; nothing
+        is cached then). A hit slides the entry's expiry; a key hit ``hot_access_threshold`` times
+        lives ``hot_key_extension``. A result read while the key was invalidated is returned but not
+        cached, so the cache never keeps a value older than the invalidation.
+
+        Args:
+            cache_key: The key (``"items:count"``, ``"users:42"``, ...).
+            reader: ``async def reader(connection: SqliteConnection) -> result``.
+            sliding_expiration: The entry's time to live after each access (default: the options').
+
+        Raises:
+            TypeError: ``cache_key`` is not a str, or ``reader`` not callable.
+            ValueError: ``cache_key`` is empty or ``sliding_expiration`` not positive.
+            anyio.ClosedResourceError: The writer is closed.
+            Exception: Whatever the reader raised.
+        """
+        self._check_accepting()
+        key = _cache_key(cache_key)
+        if not callable(reader):
+            raise TypeError(f"reader must be an async function of the connection, got {reader!r}")
+        ttl = None if sliding_expiration is None else to_seconds(sliding_expiration, "sliding_expiration")
+        self._reads += 1
+        sampled = self._sampled()
+        cache = self._cache
+        if key in cache:
+            found, value = cache.try_get(key)  # no await between the check and the hit
+            if found:
+                if sampled:
+                    self._emit(f"cache.hit:{key}", key)
+                return cast(T, value)
+        if sampled:
+            self._emit(f"cache.miss:{key}", key)
+        loaded = False
+
+        async def load(_: str) -> T:
+            nonlocal loaded
+            loaded = True
+            return await self._load(key, reader, sampled)
+
+        async with self._reading():
+            value = await cache.get_or_add(key, load, ttl=ttl)
+        if loaded and key in cache:  # stored: no invalidation came while the reader ran
+            self._emit(f"cache.set:{key}", key)
+        return cast(T, value)
+
+    async def _load(self, key: str, reader: Callable[[SqliteConnection], Awaitable[T]], sampled: bool) -> T:
+        self._loads += 1
+        if sampled:
+            self._emit(f"read.start:{key}", key)
+        try:
+            value = await self._run_reader(reader)
+        except Exception as error:
+            self._read_errors += 1
+            self._emit(f"read.error:{type(error).__name__}", key)
+            raise
+        if sampled:
+            self._emit(f"read.done:{key}", key)
+        return value
+
+    async def query(self, reader: Callable[[SqliteConnection], Awaitable[T]]) -> T:
+        """Run ``await reader(connection)`` on a read connection, without caching.
+
+        Raises:
+            TypeError: ``reader`` is not callable.
+            anyio.ClosedResourceError: The writer is closed.
+            Exception: Whatever the reader raised.
+        """
+        self._check_accepting()
+        if not callable(reader):
+            raise TypeError(f"reader must be an async function of the connection, got {reader!r}")
+        self._queries += 1
+        sampled = self._sampled()
+        if sampled:
+            self._emit("query.start")
+        async with self._reading():
+            try:
+                value = await self._run_reader(reader)
+            except Exception as error:
+                self._read_errors += 1
+                self._emit(f"query.error:{type(error).__name__}")
+                raise
+        if sampled:
+            self._emit("query.done")
+        return value
+
+    # -- the cache ----------------------------------------------------------------------------
+
+    def invalidate_cache(self, key: str) -> bool:
+        """Drop ``key`` from the read cache and emit ``cache.invalidate:{key}``.
+
+        A read of ``key`` running now still returns its result to its callers but does not cache it.
+
+        Returns:
+            Whether a live entry was removed.
+        """
+        key = _cache_key(key, "key")
+        removed = self._cache.invalidate(key)
+        self._emit_own(f"cache.invalidate:{key}", key)
+        return removed
+
+    def enable_signal_driven_invalidation(
+        self, sink: SignalSink, patterns: Iterable[str] | str = ("cache.invalidate:*",)
+    ) -> Subscription:
+        """Invalidate cache keys named by signals on ``sink``, as they are emitted (a subscription; no polling).
+
+        A signal whose name matches ``patterns`` invalidates the key after its first ``:``
+        (``cache.invalidate:users:42`` -> ``users:42``), or the signal's ``key`` when the name has no
+        ``:``, and the writer emits ``cache.invalidate.external:{key}``. The signals may be emitted
+        from any thread; the invalidation runs on the loop this method was called from. The writer
+        ignores the invalidation signals it emits itself.
+
+        Args:
+            sink: The sink to listen to (it may be the writer's own).
+            patterns: Glob patterns (a comma-separated str or an iterable of them).
+
+        Returns:
+            A ``Subscription``: ``close()`` it to stop. Closing the writer stops it too.
+
+        Raises:
+            TypeError: ``sink`` is not a SignalSink.
+            ValueError: ``patterns`` is empty.
+            RuntimeError: Called outside an event loop.
+        """
+        self._check_accepting()
+        if not isinstance(sink, SignalSink):
+            raise TypeError(f"sink must be a SignalSink, got {sink!r}")
+        wanted = PatternSet(patterns)
+        if not wanted:
+            raise ValueError("patterns must name at least one signal pattern")
+        binding = LoopBinding()
+
+        def on_signal(event: SignalEvent[Any]) -> None:
+            if getattr(_own_emit, "active", False) or self._closing or not wanted.matches(event.signal):
+                return
+            key = event.signal.partition(":")[2] or event.key
+            if key:
+                binding.call(partial(self._invalidate_external, key))
+
+        inner = sink.subscribe(on_signal)
+
+        def remove() -> None:
+            inner.close()
+            self._subscriptions.discard(subscription)
+
+        subscription = Subscription(remove)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def _invalidate_external(self, key: str) -> None:
+        if self._closing:
+            return
+        self._cache.invalidate(key)
+        self._emit_own(f"cache.invalidate.external:{key}", key)
+
+    # -- observing ----------------------------------------------------------------------------
+
+    def get_signals(self, pattern: str | None = None) -> list[SignalEvent[Any]]:
+        """The live signals on the writer's sink, oldest first; only those matching the glob ``pattern`` if given.
+
+        On a shared sink these include the signals others emitted on it.
+        """
+        return self._signals.sense(pattern)
+
+    def get_write_snapshot(self) -> list[SqliteWriteRecord]:
+        """The last ``max_tracked_writes`` finished write calls, oldest first."""
+        return list(self._records)
+
+    def get_stats(self) -> SqliteSingleWriterStats:
+        """The writer's counters now."""
+        cache = self._cache.get_stats()
+        return SqliteSingleWriterStats(
+            writes=self._writes,
+            write_errors=self._write_errors,
+            rows_written=self._rows_written,
+            pending_writes=self._pending_writes,
+            reads=self._reads,
+            read_errors=self._read_errors,
+            queries=self._queries,
+            loads=self._loads,
+            cache_hits=cache.hits,
+            cache_misses=cache.misses,
+            cache_entries=cache.size,
+            read_connections=self._pool.open_count,
+        )
+
+    @property
+    def options(self) -> SqliteSingleWriterOptions:
+        """The options the writer runs with."""
+        return self._options
+
+    @property
+    def signals(self) -> SignalSink:
+        """The sink the writer emits on."""
+        return self._signals
+
+    @property
+    def writer_id(self) -> str:
+        """A name unique in this process, ``"sqlite:{n}"``."""
+        return self._id
+
+    @property
+    def database(self) -> str:
+        """The resolved absolute path of the database file, or a name for an in-memory database."""
+        return self._target.identity
+
+    @property
+    def is_memory(self) -> bool:
+        """Whether the database lives in memory (and only as long as the writer is open)."""
+        return self._target.is_memory
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing else "open" if self._writer is not None else "not yet opened"
+        return f"<SqliteSingleWriter {self._id} {self._target.identity!r} {state}>"
+
+
+def _check_sql(sql: object, name: str = "sql") -> None:
+    if not isinstance(sql, str):
+        raise TypeError(f"{name} must be a str, got {sql!r}")
+    if not sql.strip():
+        raise ValueError(f"{name} must not be empty")
