@@ -237,7 +237,7 @@ class DataStorageAtomBase(Generic[K, V]):
             with anyio.CancelScope(shield=True):
                 await self._close()
             raise
-        task_group.start_soon(self._writer)
+        task_group.start_soon(self._writer_loop)
         self._readers = anyio.CapacityLimiter(self._config.max_concurrency)
         self._subscribe()
         self._emit(f"initialized.data.{self._config.database_name}")
@@ -412,7 +412,7 @@ class DataStorageAtomBase(Generic[K, V]):
 
     # -- the writer ---------------------------------------------------------------------------------
 
-    async def _writer(self) -> None:
+    async def _writer_loop(self) -> None:
         """Run the queued batches in order; each one shielded, so a cancelled host still stores them all."""
         queue = self._queue
         while True:
