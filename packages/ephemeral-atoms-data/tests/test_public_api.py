@@ -16,8 +16,6 @@ def test_all_is_pinned() -> None:
         "JsonSerializer",
         "StorageFullError",
         "WriteItem",
-        "quote_identifier",
-        "validate_identifier",
     )
     assert all(hasattr(ephemeral.atoms.data, name) for name in ephemeral.atoms.data.__all__)
 

@@ -1,4 +1,4 @@
-"""JsonSerializer round-trips; DataStorageConfig and identifier validation."""
+"""JsonSerializer round-trips; DataStorageConfig validation."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from ephemeral.atoms.data import (
     DataSerializer,
     DataStorageConfig,
     JsonSerializer,
-    quote_identifier,
-    validate_identifier,
 )
 
 
@@ -144,18 +142,3 @@ def test_config_defaults_and_derived_names() -> None:
 def test_bad_config_is_refused_naming_the_field(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         DataStorageConfig(**kwargs)
-
-
-@pytest.mark.parametrize(
-    "name", ['orders"; DROP TABLE x; --', "my orders", "a;b", "a'b", "1st", "a.b", "a-b", "", "x" * 64]
-)
-def test_bad_identifiers_are_refused(name: str) -> None:
-    with pytest.raises(ValueError, match="table_name must be a SQL identifier"):
-        validate_identifier(name, "table_name")
-
-
-def test_good_identifiers_are_quoted() -> None:
-    assert quote_identifier("orders_2026") == '"orders_2026"'
-    assert quote_identifier("_x", "schema") == '"_x"'
-    with pytest.raises(TypeError, match="schema must be a str"):
-        quote_identifier(None, "schema")  # type: ignore[arg-type]

@@ -109,6 +109,7 @@ from ._sink import (
     SignalSource as SignalSource,
     next_id as next_id,
 )
+from ._sql import quote_identifier as quote_identifier, validate_identifier as validate_identifier
 from ._typed import TypedSignalSink as TypedSignalSink
 from ._waves import SignalStage as SignalStage, SignalWaveExecutor as SignalWaveExecutor
 
@@ -200,7 +201,9 @@ __all__ = (
     "loop_clock",
     "next_id",
     "open_task_group",
+    "quote_identifier",
     "subscribe_to_pattern",
     "to_seconds",
     "utc_now",
+    "validate_identifier",
 )

@@ -8,15 +8,8 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Any, TypeVar
 
-from ephemeral.atoms.data import (
-    DataSerializer,
-    DataStorageAtomBase,
-    DataStorageConfig,
-    WriteItem,
-    quote_identifier,
-    validate_identifier,
-)
-from ephemeral.core import SignalSink, TypedSignalSink
+from ephemeral.atoms.data import DataSerializer, DataStorageAtomBase, DataStorageConfig, WriteItem
+from ephemeral.core import SignalSink, TypedSignalSink, quote_identifier, validate_identifier
 from ephemeral.sqlite.singlewriter import SqliteConnection, SqliteSingleWriter, SqliteSingleWriterOptions
 
 __all__ = ("SqliteDataStorageAtom",)

@@ -9,7 +9,7 @@ signal.
 """
 
 from ._base import DataStorageAtomBase, DataStorageStats, IDataStorageAtom, StorageFullError, WriteItem
-from ._config import DataStorageConfig, quote_identifier, validate_identifier
+from ._config import DataStorageConfig
 from ._serializer import DataSerializer, JsonSerializer
 
 __all__ = (
@@ -21,6 +21,4 @@ __all__ = (
     "JsonSerializer",
     "StorageFullError",
     "WriteItem",
-    "quote_identifier",
-    "validate_identifier",
 )
