@@ -139,3 +139,16 @@ def bench(session: nox.Session) -> None:
     if (ROOT / "benchmarks/requirements.txt").is_file():
         session.install("-r", "benchmarks/requirements.txt")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(default=False)
+def bench_storage(session: nox.Session) -> None:
+    """Saves per second into SQLite and PostgreSQL: the storage atoms against aiosqlite and psycopg."""
+    session.install(
+        *_with_siblings("ephemeral-atoms-data-sqlite"),
+        *_with_siblings("ephemeral-atoms-data-postgres"),
+        "trio",
+        "aiosqlite",
+    )
+    session.run("python", "benchmarks/storage_sqlite.py", *session.posargs)
+    session.run("python", "benchmarks/storage_postgres.py", *session.posargs)
