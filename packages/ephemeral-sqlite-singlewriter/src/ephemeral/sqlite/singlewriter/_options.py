@@ -9,6 +9,9 @@ from ephemeral.core import to_seconds
 
 __all__ = ("SqliteSingleWriterOptions",)
 
+#: SQLite takes the busy timeout in milliseconds, as a 32-bit int.
+_MAX_BUSY_MS = 2**31 - 1
+
 
 def _int_at_least(name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
@@ -75,5 +78,7 @@ class SqliteSingleWriterOptions:
             "hot_key_extension": to_seconds(self.hot_key_extension, "hot_key_extension"),
             "busy_timeout": to_seconds(self.busy_timeout, "busy_timeout", allow_zero=True),
         }
+        if durations["busy_timeout"] * 1000 > _MAX_BUSY_MS:
+            raise ValueError(f"busy_timeout must be at most {_MAX_BUSY_MS // 1000} seconds, got {self.busy_timeout!r}")
         for name, seconds in durations.items():
             object.__setattr__(self, name, seconds)

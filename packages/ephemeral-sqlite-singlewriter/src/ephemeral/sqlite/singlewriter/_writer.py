@@ -52,7 +52,7 @@ _ASYNC_WORK = "work must be a plain function of the connection, not an async one
 _ids = itertools.count(1)
 _registry: dict[str, SqliteSingleWriter] = {}
 _registry_lock = threading.Lock()
-_own_emit = threading.local()  # set while the writer emits invalidation signals it must not react to
+_own_emit = threading.local()  # .writer: the writer emitting an invalidation signal it must not react to
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,11 +426,12 @@ class SqliteSingleWriter:
 
     def _emit_own(self, signal: str, key: str) -> None:
         """Emit an invalidation signal that this writer's own subscriptions must ignore."""
-        _own_emit.active = True
+        outer = getattr(_own_emit, "writer", None)
+        _own_emit.writer = self
         try:
             self._emit(signal, key)
         finally:
-            _own_emit.active = False
+            _own_emit.writer = outer
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -750,7 +751,7 @@ class SqliteSingleWriter:
         binding = LoopBinding()
 
         def on_signal(event: SignalEvent[Any]) -> None:
-            if getattr(_own_emit, "active", False) or self._closing or not wanted.matches(event.signal):
+            if getattr(_own_emit, "writer", None) is self or self._closing or not wanted.matches(event.signal):
                 return
             key = event.signal.partition(":")[2] or event.key
             if key:
