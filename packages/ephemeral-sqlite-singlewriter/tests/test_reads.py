@@ -414,3 +414,18 @@ async def test_closing_the_writer_stops_signal_driven_invalidation(tmp_path: Pat
     sink.emit("cache.invalidate:k")  # nobody reacts, nothing raises
     assert writer.get_signals("cache.invalidate.external:*") == []
     assert sink.subscriber_errors == 0
+
+
+async def test_memory_reader_calling_the_writer_again_raises() -> None:
+    """With an in-memory database a reader holds the writer's turn, so calling the writer from it raises
+    RuntimeError instead of deadlocking."""
+    async with SqliteSingleWriter(":memory:") as writer:
+        await writer.write("CREATE TABLE items (id INTEGER PRIMARY KEY, value INTEGER)")
+
+        async def nested_write(connection: SqliteConnection) -> int:
+            return await writer.write("INSERT INTO items (value) VALUES (1)")
+
+        with pytest.raises(RuntimeError, match="already held"):
+            await writer.query(nested_write)
+        assert await writer.write("INSERT INTO items (value) VALUES (2)") == 1  # the writer carries on
+        assert await writer.query(count_items) == 1

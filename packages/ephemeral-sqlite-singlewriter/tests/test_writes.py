@@ -318,3 +318,57 @@ async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
     with pytest.raises(anyio.ClosedResourceError):
         await writer.query(lambda connection: connection.execute_fetchall("SELECT 1"))
     await writer.flush_writes()  # nothing is pending: returns at once
+
+
+async def test_each_call_is_one_thread_hop(writer: SqliteSingleWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_many of 10,000 rows, a batch and a transaction each cost one worker-thread call, not one per row."""
+    hops = 0
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await run_sync(*args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    assert (
+        await writer.write_many("INSERT INTO items (value) VALUES (?)", [(value,) for value in range(10_000)]) == 10_000
+    )
+    assert hops == 1
+    batch = [("UPDATE items SET value = -value WHERE id = ?", (row,)) for row in range(1, 1001)]
+    assert await writer.write_batch(batch) == 1000
+    assert hops == 2
+    assert (
+        await writer.execute_in_transaction(lambda connection: connection.execute("DELETE FROM items").rowcount)
+        == 10_000
+    )
+    assert hops == 3
+
+
+async def test_lifecycle_signals_of_every_kind(writer: SqliteSingleWriter) -> None:
+    """Each kind of write emits {kind}.start and {kind}.done:{rows}rows:{ms}ms keyed by its write number;
+    query emits query.start and query.done."""
+    await writer.write("INSERT INTO items (value) VALUES (1)")
+    await writer.write_batch([("INSERT INTO items (value) VALUES (2)", None)])
+    await writer.write_many("INSERT INTO items (value) VALUES (?)", [(3,), (4,)])
+    await writer.execute_in_transaction(lambda connection: connection.execute("DELETE FROM items WHERE value = 4"))
+    await values(writer)
+    events = writer.get_signals()
+    started = {event.signal: event.key for event in events if event.signal.endswith(".start")}
+    assert started == {
+        "write.start": "2",  # the fixture's CREATE TABLE was write 1 (keyed "1")
+        "write.batch.start": "3",
+        "write.many.start": "4",
+        "write.transaction.start": "5",
+        "query.start": None,
+    }
+    done = [(event.signal.rsplit(":", 1)[0], event.key) for event in events if ".done:" in event.signal]
+    assert done == [
+        ("write.done:0rows", "1"),
+        ("write.done:1rows", "2"),
+        ("write.batch.done:1rows", "3"),
+        ("write.many.done:2rows", "4"),
+        ("write.transaction.done:1rows", "5"),
+    ]
+    assert all(event.signal.endswith("ms") for event in events if ".done:" in event.signal)
+    assert any(event.signal == "query.done" for event in events)
