@@ -13,6 +13,7 @@ import anyio.to_thread
 
 from ephemeral.core import to_seconds
 
+from ._jobs import Bound
 from ._options import SqliteSingleWriterOptions
 from ._target import DatabaseTarget
 
@@ -25,7 +26,7 @@ T = TypeVar("T")
 SqlParams: TypeAlias = Sequence[Any] | Mapping[str, Any] | None
 
 
-def bind_params(params: object, name: str = "params") -> Sequence[Any] | dict[str, Any]:
+def bind_params(params: object, name: str = "params") -> Bound:
     """Check query parameters at the call that received them and put them in the form ``sqlite3`` binds.
 
     Raises:
@@ -91,7 +92,7 @@ def close_quietly(connections: Sequence[sqlite3.Connection]) -> None:
             pass
 
 
-def _fetchall(connection: sqlite3.Connection, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
+def _fetchall(connection: sqlite3.Connection, sql: str, params: Bound) -> list[Any]:
     cursor = connection.execute(sql, params)
     try:
         return cursor.fetchall()
@@ -99,7 +100,7 @@ def _fetchall(connection: sqlite3.Connection, sql: str, params: Sequence[Any] | 
         cursor.close()
 
 
-def _fetchone(connection: sqlite3.Connection, sql: str, params: Sequence[Any] | dict[str, Any]) -> Any:
+def _fetchone(connection: sqlite3.Connection, sql: str, params: Bound) -> Any:
     cursor = connection.execute(sql, params)
     try:
         return cursor.fetchone()

@@ -7,11 +7,9 @@ import itertools
 import os
 import sqlite3
 import threading
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from types import TracebackType
@@ -31,171 +29,25 @@ from ephemeral.core import (
     to_seconds,
 )
 
+from . import _jobs as jobs
 from ._connection import ReadPool, SqliteConnection, SqlParams, bind_params, close_quietly, open_connection
 from ._options import SqliteSingleWriterOptions
+from ._stats import SqliteSingleWriterStats, SqliteWriteRecord
 from ._target import DatabaseTarget, resolve_target
 
 __all__ = ("SqliteSingleWriter", "SqliteSingleWriterStats", "SqliteWriteRecord")
 
 T = TypeVar("T")
 _Self = TypeVar("_Self", bound="SqliteSingleWriter")
-_Bound = Sequence[Any] | dict[str, Any]
-
-#: The kinds of write, as they appear in signal names and in ``SqliteWriteRecord.kind``.
-WRITE, BATCH, MANY, TRANSACTION = "write", "write.batch", "write.many", "write.transaction"
 
 #: The private cache sink only absorbs the core cache's own signals: the writer emits the ones it
 #: documents itself (``cache.hit:{key}``, ...), so the cache keeps the first of each kind and no more.
 _CACHE_SINK_SAMPLING = 1 << 62
 
-_ASYNC_WORK = "work must be a plain function of the connection, not an async one (it runs in a thread)"
 _ids = itertools.count(1)
 _registry: dict[str, SqliteSingleWriter] = {}
 _registry_lock = threading.Lock()
 _own_emit = threading.local()  # .writer: the writer emitting an invalidation signal it must not react to
-
-
-@dataclass(frozen=True, slots=True)
-class SqliteWriteRecord:
-    """One finished write call, as kept by ``get_write_snapshot()``.
-
-    Attributes:
-        write_id: The call's number on this writer (1, 2, ...), in the order calls were accepted.
-        kind: ``"write"``, ``"write.batch"``, ``"write.many"`` or ``"write.transaction"``.
-        rows: Rows changed (0 when the call failed).
-        duration: Seconds the call spent in SQLite (its worker thread), waiting for its turn excluded.
-        error: The exception class name when the call failed, else None (never its message).
-    """
-
-    write_id: int
-    kind: str
-    rows: int
-    duration: float
-    error: str | None
-
-    @property
-    def failed(self) -> bool:
-        """Whether the call raised."""
-        return self.error is not None
-
-
-@dataclass(frozen=True, slots=True)
-class SqliteSingleWriterStats:
-    """Counters of a ``SqliteSingleWriter`` since it was created.
-
-    Attributes:
-        writes: Write calls that completed.
-        write_errors: Write calls that raised (the writer carries on).
-        rows_written: Rows changed by the completed write calls.
-        pending_writes: Write calls accepted and not finished (waiting for their turn or running).
-        reads: ``read()`` calls.
-        read_errors: Reader runs (from ``read`` or ``query``) that raised.
-        queries: ``query()`` calls.
-        loads: Times a ``read()`` ran its reader (cache misses that were not waiting for another load).
-        cache_hits: ``read()`` calls answered from the cache.
-        cache_misses: ``read()`` calls that found no live entry (the ones that waited for a load included).
-        cache_entries: Entries the cache holds now.
-        read_connections: Read connections open now.
-    """
-
-    writes: int
-    write_errors: int
-    rows_written: int
-    pending_writes: int
-    reads: int
-    read_errors: int
-    queries: int
-    loads: int
-    cache_hits: int
-    cache_misses: int
-    cache_entries: int
-    read_connections: int
-
-
-# -- the work done in the writer's worker thread ---------------------------------------------------
-
-
-def _timed(
-    job: Callable[[sqlite3.Connection], tuple[T, int]], connection: sqlite3.Connection
-) -> tuple[T | None, int, float, Exception | None]:
-    """Run ``job`` and time it; an exception is returned, to be raised in the caller's task."""
-    start = time.perf_counter()
-    try:
-        result, rows = job(connection)
-    except Exception as error:
-        return None, 0, time.perf_counter() - start, error
-    return result, rows, time.perf_counter() - start, None
-
-
-def _rollback_open(connection: sqlite3.Connection) -> None:
-    if connection.in_transaction:
-        try:
-            connection.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # the original error matters more; SQLite has already rolled back if it cannot
-
-
-def _in_transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(connection)
-        if connection.in_transaction:  # ``work`` may have committed itself
-            connection.execute("COMMIT")
-    except BaseException:
-        _rollback_open(connection)
-        raise
-    return result
-
-
-def _changed(cursor: sqlite3.Cursor) -> int:
-    rows = cursor.rowcount
-    cursor.close()
-    return rows if rows > 0 else 0  # -1 for statements that change no rows (DDL)
-
-
-def _write_one(sql: str, params: _Bound, connection: sqlite3.Connection) -> tuple[int, int]:
-    try:
-        rows = _changed(connection.execute(sql, params))
-    except BaseException:
-        _rollback_open(connection)
-        raise
-    if connection.in_transaction:
-        connection.execute("ROLLBACK")
-        raise sqlite3.ProgrammingError(
-            "the statement left a transaction open and was rolled back; use execute_in_transaction or write_batch"
-        )
-    return rows, rows
-
-
-def _write_batch(
-    items: list[tuple[str, _Bound]], transactional: bool, connection: sqlite3.Connection
-) -> tuple[int, int]:
-    if transactional:
-        rows = _in_transaction(connection, lambda c: sum(_changed(c.execute(sql, p)) for sql, p in items))
-        return rows, rows
-    total = 0
-    for sql, params in items:
-        total += _write_one(sql, params, connection)[0]  # each item commits on its own
-    return total, total
-
-
-def _write_many(sql: str, rows_params: list[_Bound], connection: sqlite3.Connection) -> tuple[int, int]:
-    rows = _in_transaction(connection, lambda c: _changed(c.executemany(sql, rows_params)))
-    return rows, rows
-
-
-def _transaction(work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection) -> tuple[T, int]:
-    def checked(connection: sqlite3.Connection) -> T:
-        result = work(connection)
-        if inspect.isawaitable(result):  # raised before COMMIT, so the transaction rolls back
-            if inspect.iscoroutine(result):
-                result.close()
-            raise TypeError(_ASYNC_WORK)
-        return result
-
-    before = connection.total_changes
-    result = _in_transaction(connection, checked)
-    return result, connection.total_changes - before
 
 
 def _cache_key(key: object, name: str = "cache_key") -> str:
@@ -451,18 +303,18 @@ class SqliteSingleWriter:
                     raise
                 if sampled:
                     self._emit(f"{kind}.start", key)
-                result, rows, duration, failure = await anyio.to_thread.run_sync(_timed, job, connection)
+                result, rows, duration, failure = await anyio.to_thread.run_sync(jobs.timed, job, connection)
+                if failure is not None:
+                    self._failed(write_id, kind, duration, failure)
+                    raise failure
+                self._writes += 1
+                self._rows_written += rows
+                self._records.append(SqliteWriteRecord(write_id, kind, rows, duration, None))
+                if sampled:
+                    self._emit(f"{kind}.done:{rows}rows:{round(duration * 1000)}ms", key)
+                return cast(T, result)
         finally:
             self._pending_writes -= 1
-        if failure is not None:
-            self._failed(write_id, kind, duration, failure)
-            raise failure
-        self._writes += 1
-        self._rows_written += rows
-        self._records.append(SqliteWriteRecord(write_id, kind, rows, duration, None))
-        if sampled:
-            self._emit(f"{kind}.done:{rows}rows:{round(duration * 1000)}ms", key)
-        return cast(T, result)
 
     def _failed(self, write_id: int, kind: str, duration: float, error: Exception) -> None:
         name = type(error).__name__
@@ -485,8 +337,8 @@ class SqliteSingleWriter:
             anyio.ClosedResourceError: The writer is closed.
             sqlite3.Error: Whatever SQLite raised (``IntegrityError`` for a violated constraint, ...).
         """
-        _check_sql(sql)
-        return await self._submit(WRITE, partial(_write_one, sql, bind_params(params)))
+        jobs.check_sql(sql)
+        return await self._submit(jobs.WRITE, partial(jobs.write_one, sql, bind_params(params)))
 
     async def write_batch(self, items: Iterable[tuple[str, SqlParams]], transactional: bool = True) -> int:
         """Run several statements in one turn of the writer (one worker-thread call).
@@ -505,16 +357,16 @@ class SqliteSingleWriter:
         """
         if not isinstance(transactional, bool):
             raise TypeError(f"transactional must be a bool, got {transactional!r}")
-        batch: list[tuple[str, _Bound]] = []
+        batch: list[tuple[str, jobs.Bound]] = []
         for index, item in enumerate(items):
             if not isinstance(item, tuple) or len(item) != 2:
                 raise TypeError(f"items[{index}] must be a (sql, params) pair, got {item!r}")
             sql, params = item
-            _check_sql(sql, f"items[{index}] sql")
+            jobs.check_sql(sql, f"items[{index}] sql")
             batch.append((sql, bind_params(params, f"items[{index}] params")))
         if not batch:
             return 0
-        return await self._submit(BATCH, partial(_write_batch, batch, transactional))
+        return await self._submit(jobs.BATCH, partial(jobs.write_batch, batch, transactional))
 
     async def write_many(self, sql: str, rows_params: Iterable[SqlParams]) -> int:
         """Run one statement for each parameter set (``executemany``), all in one transaction and one thread call.
@@ -526,11 +378,11 @@ class SqliteSingleWriter:
             TypeError: ``sql`` is not a str or a parameter set is not a sequence or mapping.
             sqlite3.Error: Whatever SQLite raised; every row is rolled back then.
         """
-        _check_sql(sql)
+        jobs.check_sql(sql)
         bound = [bind_params(params, f"rows_params[{index}]") for index, params in enumerate(rows_params)]
         if not bound:
             return 0
-        return await self._submit(MANY, partial(_write_many, sql, bound))
+        return await self._submit(jobs.MANY, partial(jobs.write_many, sql, bound))
 
     async def execute_in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work(connection)`` in the writer's thread inside BEGIN IMMEDIATE ... COMMIT.
@@ -549,8 +401,8 @@ class SqliteSingleWriter:
         if not callable(work):
             raise TypeError(f"work must be callable, got {work!r}")
         if inspect.iscoroutinefunction(work):
-            raise TypeError(_ASYNC_WORK)
-        return await self._submit(TRANSACTION, partial(_transaction, work))
+            raise TypeError(jobs.ASYNC_WORK)
+        return await self._submit(jobs.TRANSACTION, partial(jobs.transaction, work))
 
     async def write_and_invalidate(self, sql: str, params: SqlParams = None, cache_keys: Iterable[str] = ()) -> int:
         """``write(sql, params)``, then drop each of ``cache_keys`` from the read cache.
@@ -832,10 +684,3 @@ class SqliteSingleWriter:
     def __repr__(self) -> str:
         state = "closed" if self._closing else "open" if self._writer is not None else "not yet opened"
         return f"<SqliteSingleWriter {self._id} {self._target.identity!r} {state}>"
-
-
-def _check_sql(sql: object, name: str = "sql") -> None:
-    if not isinstance(sql, str):
-        raise TypeError(f"{name} must be a str, got {sql!r}")
-    if not sql.strip():
-        raise ValueError(f"{name} must not be empty")
