@@ -15,7 +15,6 @@ def test_all_is_pinned() -> None:
         "SqliteSingleWriterOptions",
         "SqliteSingleWriterStats",
         "SqliteWriteRecord",
-        "quote_identifier",
     )
     assert all(hasattr(ephemeral.sqlite.singlewriter, name) for name in ephemeral.sqlite.singlewriter.__all__)
 

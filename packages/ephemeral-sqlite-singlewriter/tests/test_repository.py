@@ -10,12 +10,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from ephemeral.core import quote_identifier
 from ephemeral.sqlite.singlewriter import (
     SqliteConnection,
     SqliteRepository,
     SqliteSingleWriter,
     SqlParams,
-    quote_identifier,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._connection import SqliteConnection as SqliteConnection, SqlParams as SqlParams
 from ._options import SqliteSingleWriterOptions as SqliteSingleWriterOptions
-from ._repository import SqliteRepository as SqliteRepository, quote_identifier as quote_identifier
+from ._repository import SqliteRepository as SqliteRepository
 from ._writer import (
     SqliteSingleWriter as SqliteSingleWriter,
     SqliteSingleWriterStats as SqliteSingleWriterStats,
@@ -21,5 +21,4 @@ __all__ = (
     "SqliteSingleWriterOptions",
     "SqliteSingleWriterStats",
     "SqliteWriteRecord",
-    "quote_identifier",
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
@@ -11,39 +10,17 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
+from ephemeral.core import quote_identifier
+
 from ._connection import SqliteConnection, SqlParams, bind_params
 from ._writer import SqliteSingleWriter
 
-__all__ = ("SqliteRepository", "quote_identifier")
+__all__ = ("SqliteRepository",)
 
 E = TypeVar("E")
 K = TypeVar("K")
 T = TypeVar("T")
 _Self = TypeVar("_Self", bound="SqliteRepository[Any, Any]")
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def quote_identifier(name: str, field: str = "identifier") -> str:
-    """Check an SQL identifier taken from configuration and return it double-quoted, ready for SQL text.
-
-    Args:
-        name: A table, column, index or schema name.
-        field: What the name is, for the error message.
-
-    Returns:
-        ``'"name"'``.
-
-    Raises:
-        TypeError: ``name`` is not a str.
-        ValueError: ``name`` does not match ``^[A-Za-z_][A-Za-z0-9_]*$`` (a quote, a semicolon, a
-            space, ...), so it is never spliced into SQL.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"{field} must be a str, got {name!r}")
-    if not _IDENTIFIER.fullmatch(name):
-        raise ValueError(f"{field} must match ^[A-Za-z_][A-Za-z0-9_]*$, got {name!r}")
-    return f'"{name}"'
 
 
 class SqliteRepository(ABC, Generic[E, K]):
