@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.atoms.data import (
     DataStorageAtomBase,
@@ -394,3 +395,80 @@ def test_logging_is_quiet_for_successful_work(caplog: pytest.LogCaptureFixture) 
 
     anyio.run(main)
     assert caplog.records == []
+
+
+# ------------------------------------------------------------------------------ random schedules
+
+KEYS = ["a", "b", "c", "d"]
+storage_steps = st.one_of(
+    st.tuples(st.sampled_from(["enqueue_save", "save"]), st.sampled_from([*KEYS, "bad"]), st.integers(0, 99)),
+    st.tuples(st.sampled_from(["enqueue_delete", "delete"]), st.sampled_from([*KEYS, "bad"])),
+    st.tuples(st.sampled_from(["load", "exists"]), st.sampled_from(KEYS)),
+    st.tuples(st.just("sleep"), st.sampled_from([0.0, 0.003, 0.02, 0.5])),
+    st.tuples(st.just("outage"), st.integers(1, 4)),
+    st.tuples(st.sampled_from(["clear", "flush", "count"])),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    schedule=st.lists(storage_steps, max_size=40),
+    batch_size=st.integers(1, 5),
+    delay=st.sampled_from([0.0, 0.01]),
+)
+async def test_random_schedules_store_exactly_the_accepted_writes_in_order(
+    schedule: list[tuple[Any, ...]], batch_size: int, delay: float
+) -> None:
+    """Whatever the interleaving, batching, outages and failing writes: reads see every accepted write,
+    the store ends as the accepted writes applied in order (minus the ones that fail), and every write
+    is counted once as stored or failed."""
+    model: dict[str, int] = {}
+    accepted = failing = 0
+    config = DataStorageConfig(database_name="mem", batch_size=batch_size)
+    async with MemoryStorage(config=config, delay=delay) as storage:
+        storage.bad_keys.add("bad")
+        for step in schedule:
+            op = step[0]
+            if op in ("enqueue_save", "save", "enqueue_delete", "delete"):
+                key = step[1]
+                accepted += 1
+                failing += key == "bad"
+                if key != "bad":
+                    if op.endswith("save"):
+                        model[key] = step[2]
+                    else:
+                        model.pop(key, None)
+                if op == "enqueue_save":
+                    storage.enqueue_save(key, step[2])
+                elif op == "enqueue_delete":
+                    storage.enqueue_delete(key)
+                elif key == "bad":
+                    with pytest.raises(ValueError, match="constraint"):
+                        await (storage.save(key, step[2]) if op == "save" else storage.delete(key))
+                elif op == "save":
+                    await storage.save(key, step[2])
+                else:
+                    await storage.delete(key)
+            elif op == "load":
+                assert await storage.load(step[1]) == model.get(step[1])
+            elif op == "exists":
+                assert await storage.exists(step[1]) == (step[1] in model)
+            elif op == "sleep":
+                await anyio.sleep(step[1])
+            elif op == "outage":
+                storage.outage = step[1]
+            elif op == "clear":
+                await storage.clear()
+                model.clear()
+            elif op == "flush":
+                await storage.flush()
+                assert {k: int(v) for k, v in storage.data.items()} == model
+                for key in KEYS:  # nothing written is still served from the waiting writes
+                    assert await storage.load(key) == model.get(key)
+            else:
+                assert await storage.count() == len(model)
+            stats = storage.stats()
+            assert stats.pending + stats.active + stats.completed + stats.failed == accepted
+    assert {k: int(v) for k, v in storage.data.items()} == model
+    assert storage.stats() == AtomStats(0, 0, accepted - failing, failing)
+    assert [len(b) for b in storage.batches] == [len(b) for b in storage.batches if len(b) <= batch_size]
