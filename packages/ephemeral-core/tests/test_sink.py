@@ -878,3 +878,25 @@ def test_within_applies_to_source_signals(sink: SignalSink, clock: FakeClock) ->
     sink.register_source(source)
     assert names(sink.sense(within=30)) == ["op.new"]
     assert names(sink.sense()) == ["op.old", "op.new"]
+
+
+# ------------------------------------------------------------------------------------------ restore
+
+
+def test_restore_ages_a_signal_from_its_own_timestamp(sink: SignalSink, clock: FakeClock) -> None:
+    seen: list[SignalEvent[Any]] = []
+    sink.subscribe(seen.append)
+    stored = SignalEvent("order.done", 7, "k", WALL - timedelta(seconds=50))
+    assert sink.restore(stored)
+    assert sink.sense("order.*") == [stored] and seen == [stored]
+    clock.advance(9)
+    assert sink.detect("order.done")  # 59 s old
+    clock.advance(2)
+    assert not sink.detect("order.done")  # 61 s old: gone, though restored 11 s ago
+
+
+def test_restore_refuses_a_signal_older_than_max_age(sink: SignalSink) -> None:
+    assert not sink.restore(SignalEvent("old", 1, None, WALL - timedelta(seconds=61)))
+    assert sink.sense() == []
+    with pytest.raises(TypeError, match="SignalEvent"):
+        sink.restore("old")  # type: ignore[arg-type]

@@ -140,6 +140,24 @@ class SignalSink:
         self.emit(event)
         return event
 
+    def restore(self, event: SignalEvent[Any]) -> bool:
+        """Record a signal that happened earlier (reloaded from storage, replayed).
+
+        It ages from its own ``timestamp``, not from now; subscribers are told as for ``emit``.
+
+        Returns:
+            False, recording nothing, when the signal is already older than ``max_age``.
+        """
+        if not isinstance(event, SignalEvent):
+            raise TypeError(f"event must be a SignalEvent, got {event!r}")
+        reading = self._time.to_reading(event.timestamp)
+        if reading < self._clock() - self._max_age:
+            return False
+        self._window.append((event.signal, event.operation_id, event.key, reading, event))
+        if self._subscribers.handlers:
+            self._subscribers.fire(event)
+        return True
+
     def publish(self, event: SignalEvent[Any]) -> None:
         """Tell the subscribers about a signal stored elsewhere (an operation's); the window is untouched."""
         if self._subscribers.handlers:

@@ -64,33 +64,6 @@ class WindowStats(NamedTuple):
     dropped: int
 
 
-class _SinkClock:
-    """The window sink's monotonic clock, which a restore can set back for exactly one reading.
-
-    A sink ages each signal from its clock reading when the signal entered it. A restored signal must age
-    from when it was first emitted, so the window pins that (earlier) reading just before re-emitting it:
-    the sink's ``emit`` reads the clock once, first, and takes the pinned value. Pins are per thread, so a
-    signal emitted meanwhile on another thread gets the real reading.
-    """
-
-    __slots__ = ("_base", "_pin")
-
-    def __init__(self, base: Callable[[], float]) -> None:
-        self._base = base
-        self._pin = threading.local()
-
-    def __call__(self) -> float:
-        pin = self._pin
-        reading: float | None = getattr(pin, "reading", None)
-        if reading is None:
-            return self._base()
-        pin.reading = None
-        return reading
-
-    def pin(self, reading: float | None) -> None:
-        self._pin.reading = reading
-
-
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {value!r}")
@@ -152,8 +125,7 @@ class PersistentSignalWindow:
         if not callable(now):
             raise TypeError(f"now must be callable, got {now!r}")
         self._writer = SqliteSingleWriter(path, SqliteSingleWriterOptions(read_connections=1))
-        self._clock = _SinkClock(loop_clock())
-        self._sink = SignalSink(self._max_window_size, self._max_age, clock=self._clock, now=now)
+        self._sink = SignalSink(self._max_window_size, self._max_age, clock=loop_clock(), now=now)
         self._lock = threading.Lock()  # guards the queue and counters: ``emit`` may run on any thread
         self._pending: deque[_Pending] = deque()
         self._seq = 0  # the sequence number of the last signal accepted
@@ -483,20 +455,13 @@ class PersistentSignalWindow:
 
     def _restore(self, rows: Iterable[StoredRow]) -> int:
         live = {(e.operation_id, e.signal, e.key, e.timestamp) for e in self._sink.sense()}
-        reading = self._clock()
-        now = self._sink.now().timestamp()  # time may have passed while the rows were read
         restored = 0
         for _, operation_id, name, key, stamp in rows:
-            age = max(0.0, now - stamp)
             timestamp = datetime.fromtimestamp(stamp, timezone.utc)
-            if age > self._max_age or (operation_id, name, key, timestamp) in live:
+            if (operation_id, name, key, timestamp) in live:
                 continue
-            self._clock.pin(reading - age)
-            try:
-                self._sink.emit(SignalEvent(name, operation_id, key, timestamp))
-            finally:
-                self._clock.pin(None)
-            restored += 1
+            # The sink ages a restored signal from its stored timestamp; one already too old is refused.
+            restored += self._sink.restore(SignalEvent(name, operation_id, key, timestamp))
         return restored
 
     def __repr__(self) -> str:
