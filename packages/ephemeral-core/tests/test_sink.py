@@ -886,7 +886,7 @@ def test_within_applies_to_source_signals(sink: SignalSink, clock: FakeClock) ->
 def test_restore_ages_a_signal_from_its_own_timestamp(sink: SignalSink, clock: FakeClock) -> None:
     seen: list[SignalEvent[Any]] = []
     sink.subscribe(seen.append)
-    stored = SignalEvent("order.done", 7, "k", WALL - timedelta(seconds=50))
+    stored: SignalEvent[Any] = SignalEvent("order.done", 7, "k", WALL - timedelta(seconds=50))
     assert sink.restore(stored)
     assert sink.sense("order.*") == [stored] and seen == [stored]
     clock.advance(9)
