@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import random
 import sys
+import tempfile
 from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
 
 import anyio
 
+from ephemeral.atoms.data import DataStorageConfig
+from ephemeral.atoms.data_sqlite import SqliteDataStorageAtom
 from ephemeral.core import (
     EphemeralKeyedWorkCoordinator,
     EphemeralOptions,
@@ -23,11 +28,18 @@ from ephemeral.core import (
     current_operation,
     ephemeral_for_each,
 )
+from ephemeral.patterns.persistentwindow import PersistentSignalWindow
 
 
 @dataclass(frozen=True)
 class WorkItem:
     name: str
+
+
+@dataclass
+class Order:
+    id: str
+    total: Decimal
 
 
 async def process(item: WorkItem) -> None:
@@ -114,6 +126,24 @@ async def main() -> None:
         snapshot = await results.wait_for_result(operation_id)
         if snapshot.has_result:
             print(f"operation {operation_id} returned {snapshot.result}")
+
+    print("\n== Storage: SQLite saves, batched, and a signal window that survives a restart ==")
+    with tempfile.TemporaryDirectory() as directory:
+        db = Path(directory) / "demo.db"
+        sink = SignalSink()
+        config = DataStorageConfig(database_name="orders")
+        async with SqliteDataStorageAtom[str, Order](sink, config, db, value_type=Order) as storage:
+            for n in range(1_000):
+                storage.enqueue_save(f"order-{n}", Order(f"order-{n}", Decimal(n) / 4))
+            print(f"order-7 before it is written: {await storage.load('order-7')}")
+            await storage.flush()
+            stats = storage.storage_stats()
+            print(f"{stats.written} saves in {stats.batches} transactions; {sink.count('saved.data.orders')} signals")
+        for run in (1, 2):
+            async with PersistentSignalWindow(db, flush_interval=30.0) as window:
+                restored = await window.load_from_disk()
+                window.emit(f"app.started.run{run}")
+                print(f"run {run}: restored {restored}, sensed {[e.signal for e in window.sense('app.*')]}")
 
     accounted = metrics.total_completed + metrics.total_failed + metrics.total_skipped + metrics.total_cancelled
     if accounted != metrics.total_enqueued:
