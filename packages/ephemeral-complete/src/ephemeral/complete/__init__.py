@@ -9,6 +9,25 @@ from ephemeral.atoms.batching import (
     BatchingAtom as BatchingAtom,
     BatchingStats as BatchingStats,
 )
+from ephemeral.atoms.data import (
+    DataSerializer as DataSerializer,
+    DataStorageAtomBase as DataStorageAtomBase,
+    DataStorageConfig as DataStorageConfig,
+    DataStorageStats as DataStorageStats,
+    IDataStorageAtom as IDataStorageAtom,
+    JsonSerializer as JsonSerializer,
+    StorageFullError as StorageFullError,
+    WriteItem as WriteItem,
+)
+from ephemeral.atoms.data_file import (
+    FileDataStorageAtom as FileDataStorageAtom,
+)
+from ephemeral.atoms.data_postgres import (
+    PostgresDataStorageAtom as PostgresDataStorageAtom,
+)
+from ephemeral.atoms.data_sqlite import (
+    SqliteDataStorageAtom as SqliteDataStorageAtom,
+)
 from ephemeral.atoms.echo import (
     OperationEchoAtom as OperationEchoAtom,
     OperationEchoCapture as OperationEchoCapture,
@@ -132,14 +151,29 @@ from ephemeral.core import (
     loop_clock as loop_clock,
     next_id as next_id,
     open_task_group as open_task_group,
+    quote_identifier as quote_identifier,
     subscribe_to_pattern as subscribe_to_pattern,
     to_seconds as to_seconds,
     utc_now as utc_now,
+    validate_identifier as validate_identifier,
 )
 from ephemeral.patterns.circuitbreaker import (
     CircuitOpenException as CircuitOpenException,
     SignalBasedCircuitBreaker as SignalBasedCircuitBreaker,
     SignalHistory as SignalHistory,
+)
+from ephemeral.patterns.persistentwindow import (
+    PersistentSignalWindow as PersistentSignalWindow,
+    WindowStats as WindowStats,
+)
+from ephemeral.sqlite.singlewriter import (
+    SqlParams as SqlParams,
+    SqliteConnection as SqliteConnection,
+    SqliteRepository as SqliteRepository,
+    SqliteSingleWriter as SqliteSingleWriter,
+    SqliteSingleWriterOptions as SqliteSingleWriterOptions,
+    SqliteSingleWriterStats as SqliteSingleWriterStats,
+    SqliteWriteRecord as SqliteWriteRecord,
 )
 
 __all__ = (
@@ -160,6 +194,10 @@ __all__ = (
     "CoordinatorBase",
     "CoordinatorClosedError",
     "CoordinatorMetrics",
+    "DataSerializer",
+    "DataStorageAtomBase",
+    "DataStorageConfig",
+    "DataStorageStats",
     "DecayingReputationWindow",
     "Deferral",
     "DependencyCoordinator",
@@ -176,8 +214,11 @@ __all__ = (
     "EphemeralResultCoordinator",
     "EphemeralWorkCoordinator",
     "EventHook",
+    "FileDataStorageAtom",
     "FixedWorkAtom",
     "GlobPattern",
+    "IDataStorageAtom",
+    "JsonSerializer",
     "KeyedQueues",
     "KeyedSequentialAtom",
     "LastWordsNote",
@@ -199,9 +240,11 @@ __all__ = (
     "OperationStatus",
     "PatternSet",
     "PersistAtom",
+    "PersistentSignalWindow",
     "Pinning",
     "PipelineResult",
     "PipelineStage",
+    "PostgresDataStorageAtom",
     "PriorityKeyedWorkCoordinator",
     "PriorityLane",
     "PriorityWorkCoordinator",
@@ -236,16 +279,27 @@ __all__ = (
     "SignalWaveExecutor",
     "SlidingCacheAtom",
     "SlidingCacheStats",
+    "SqlParams",
+    "SqliteConnection",
+    "SqliteDataStorageAtom",
+    "SqliteRepository",
+    "SqliteSingleWriter",
+    "SqliteSingleWriterOptions",
+    "SqliteSingleWriterStats",
+    "SqliteWriteRecord",
     "StageResult",
     "StageTriggerTimeoutError",
     "StagedPipeline",
     "StagedPipelineBuilder",
+    "StorageFullError",
     "StringPatternMatcher",
     "Subscription",
     "TimeBase",
     "TriggerAction",
     "TriggerCondition",
     "TypedSignalSink",
+    "WindowStats",
+    "WriteItem",
     "ack_pattern_for",
     "call_isolated",
     "close_task_group",
@@ -256,7 +310,9 @@ __all__ = (
     "loop_clock",
     "next_id",
     "open_task_group",
+    "quote_identifier",
     "subscribe_to_pattern",
     "to_seconds",
     "utc_now",
+    "validate_identifier",
 )

@@ -510,7 +510,7 @@ class DataStorageAtomBase(Generic[K, V]):
                 "%d write(s) to %r failed and nobody was waiting for them (first key %r): %s: %s",
                 len(failures),
                 config.database_name,
-                failures[0].key,
+                failures[0].key[:80],
                 type(error).__name__,
                 error,
             )
