@@ -19,7 +19,15 @@ from typing import Any
 import anyio
 import pytest
 
-from ephemeral.core import PatternSet, SignalEvent, SignalPropagation, next_id
+from ephemeral.core import (
+    EphemeralOptions,
+    EphemeralWorkCoordinator,
+    PatternSet,
+    SignalEvent,
+    SignalPropagation,
+    current_operation,
+    next_id,
+)
 from ephemeral.patterns.persistentwindow import PersistentSignalWindow, WindowStats
 
 #: The wall-clock moment virtual time 0 stands for.
@@ -400,6 +408,30 @@ async def test_load_after_restart(db: Path) -> None:
         assert second.detect("window.load.done:2")
 
 
+async def test_signals_of_everything_sharing_the_sink_are_written_and_restored(db: Path) -> None:
+    """A coordinator given ``signals=window.sink`` and plain ``window.sink.emit`` calls are persisted like
+    ``window.emit``; the window's own signals and restored ones are not written again."""
+
+    async def work(order: str) -> None:
+        current_operation().emit(f"order.paid.{order}")
+
+    async with open_window(db) as first:
+        first.emit("order.created", key="o-1")
+        first.sink.emit("audit.viewed", key="o-1")
+        options = EphemeralOptions(max_concurrency=2, signals=first.sink)
+        async with EphemeralWorkCoordinator(work, options) as coordinator:
+            for order in ("o-1", "o-2", "o-3"):
+                await coordinator.enqueue(order)
+        await first.flush()
+    rows = stored(db)
+    assert rows[:2] == [("order.created", "o-1"), ("audit.viewed", "o-1")]
+    assert sorted(rows[2:]) == [("order.paid.o-1", None), ("order.paid.o-2", None), ("order.paid.o-3", None)]
+    async with open_window(db) as second:
+        assert await second.load_from_disk() == 5
+        assert sorted(user_signals(second)) == sorted(rows)
+    assert len(stored(db)) == 5  # restoring wrote nothing; the window's own signals were never written
+
+
 async def test_load_with_a_tiny_max_age_loads_nothing(db: Path) -> None:
     """Signals 100 ms old are not restored with max_age=1 ms (ported)."""
     async with open_window(db) as first:
@@ -705,6 +737,7 @@ async def test_a_full_queue_keeps_signals_in_memory_counts_and_signals_once(
         ({"sample_rate": 0}, ValueError, "sample_rate"),
         ({"max_pending": 0}, ValueError, "max_pending"),
         ({"now": "utc"}, TypeError, "now"),
+        ({"now": datetime.now}, ValueError, "now"),  # naive datetimes
         ({"path": ""}, ValueError, "path"),
         ({"path": 42}, TypeError, "path"),
         ({"path": "Data Source="}, ValueError, "path"),

@@ -22,6 +22,7 @@ from ephemeral.core import (
     SignalEvent,
     SignalFilter,
     SignalSink,
+    Subscription,
     close_task_group,
     loop_clock,
     next_id,
@@ -124,9 +125,13 @@ class PersistentSignalWindow:
         self._max_pending = _positive_int("max_pending", max_pending)
         if not callable(now):
             raise TypeError(f"now must be callable, got {now!r}")
+        if not isinstance(sample := now(), datetime) or sample.utcoffset() is None:
+            raise ValueError(f"now must return timezone-aware datetimes (such as utc_now), got {sample!r}")
         self._writer = SqliteSingleWriter(path, SqliteSingleWriterOptions(read_connections=1))
         self._sink = SignalSink(self._max_window_size, self._max_age, clock=loop_clock(), now=now)
         self._lock = threading.Lock()  # guards the queue and counters: ``emit`` may run on any thread
+        self._own: dict[int, SignalEvent[Any]] = {}  # the window's own and restored events, while emitted
+        self._subscription: Subscription | None = None
         self._pending: deque[_Pending] = deque()
         self._seq = 0  # the sequence number of the last signal accepted
         self._flushed_seq = 0  # ... and of the last one written
@@ -154,6 +159,7 @@ class PersistentSignalWindow:
             raise RuntimeError("a PersistentSignalWindow can be entered only once")
         self._entered = True
         self._binding = LoopBinding()
+        self._subscription = self._sink.subscribe(self._on_signal)
         self._tg = tg = await open_task_group()
         tg.start_soon(self._flush_loop)
         return self
@@ -176,6 +182,8 @@ class PersistentSignalWindow:
         self._closed = anyio.Event()
         with self._lock:
             self._closing = True
+        if self._subscription is not None:
+            self._subscription.close()
         try:
             if self._tg is not None:
                 await close_task_group(self._tg)  # a chunk being written finishes first (it is shielded)
@@ -230,9 +238,19 @@ class PersistentSignalWindow:
             event = SignalEvent(name, next_id(), key, self._sink.now())
         else:
             raise TypeError(f"signal must be a str or a SignalEvent, got {signal!r}")
-        row = (event.operation_id, event.signal, event.key, event.timestamp.timestamp())
         with self._lock:
             self._check_open()
+        self._sink.emit(event)  # queued for writing by ``_on_signal``, like every signal on the sink
+        return event
+
+    def _on_signal(self, event: SignalEvent[Any]) -> None:
+        """Queue a signal that reached the window's sink (from ``emit``, or from anything sharing the sink)."""
+        if id(event) in self._own:
+            return  # the window's own signals and restored ones are not written
+        row = (event.operation_id, event.signal, event.key, event.timestamp.timestamp())
+        with self._lock:
+            if self._closing:
+                return
             self._emitted += 1
             queued = len(self._pending)
             overflow_began = False
@@ -243,17 +261,23 @@ class PersistentSignalWindow:
                 self._seq += 1
                 self._pending.append((self._seq, *row))
                 queued += 1
-        self._sink.emit(event)
         if overflow_began:
             _log.warning("%d signals are waiting to be written; new signals stay in memory only", queued)
             self._signal("window.pending.full")
         elif queued == 1 or queued == self._chunk:
             self._wake_loop()
-        return event
 
     def _signal(self, name: str) -> None:
         """Emit one of the window's own signals: in the window, never written."""
-        self._sink.emit(name)
+        self._untracked(self._sink.emit, SignalEvent(name, next_id(), None, self._sink.now()))
+
+    def _untracked(self, record: Callable[[SignalEvent[Any]], object], event: SignalEvent[Any]) -> Any:
+        """``record(event)`` on the sink without queueing the event for writing."""
+        self._own[id(event)] = event
+        try:
+            return record(event)
+        finally:
+            del self._own[id(event)]
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -461,7 +485,7 @@ class PersistentSignalWindow:
             if (operation_id, name, key, timestamp) in live:
                 continue
             # The sink ages a restored signal from its stored timestamp; one already too old is refused.
-            restored += self._sink.restore(SignalEvent(name, operation_id, key, timestamp))
+            restored += self._untracked(self._sink.restore, SignalEvent(name, operation_id, key, timestamp))
         return restored
 
     def __repr__(self) -> str:
