@@ -18,7 +18,10 @@ from ._matcher import GlobPattern, PatternSet, compile_pattern
 
 __all__ = ("SignalFilter", "SignalSink", "SignalSource", "next_id")
 
-_ids = itertools.count(1)
+# Ids start at the microseconds since the epoch when the process started, so ids stay unique across
+# restarts of a process (signals reloaded from storage keep theirs) while a process makes fewer than
+# a million a second on average.
+_ids = itertools.count(time.time_ns() // 1000)
 
 #: A glob (``"error.*"``), a pattern set, or a predicate over events.
 SignalFilter = str | PatternSet | GlobPattern | Callable[[SignalEvent[Any]], bool] | None
@@ -28,7 +31,10 @@ _Entry = tuple[str, int, "str | None", float, "SignalEvent[Any] | None"]
 
 
 def next_id() -> int:
-    """A new process-wide unique id for an operation, a coordinator or a sink-emitted signal."""
+    """A new unique id for an operation, a coordinator or a sink-emitted signal.
+
+    Ids increase within a process and do not repeat across its restarts (they start from the clock).
+    """
     return next(_ids)
 
 
