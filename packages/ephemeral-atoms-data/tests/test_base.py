@@ -7,6 +7,7 @@ The file, SQLite and PostgreSQL atoms run the same machinery against real stores
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -472,3 +473,137 @@ async def test_random_schedules_store_exactly_the_accepted_writes_in_order(
     assert {k: int(v) for k, v in storage.data.items()} == model
     assert storage.stats() == AtomStats(0, 0, accepted - failing, failing)
     assert [len(b) for b in storage.batches] == [len(b) for b in storage.batches if len(b) <= batch_size]
+
+
+# ------------------------------------------------------------------------------ review regressions
+
+
+async def test_a_blip_long_after_a_spent_outage_gets_a_fresh_retry_budget() -> None:
+    config = DataStorageConfig(database_name="mem", write_retry_timeout=1.0)
+    async with MemoryStorage(config=config) as storage:
+        storage.outage = 1_000
+        with pytest.raises(ConnectionError):
+            await storage.save("a", 1)  # the outage outlasts the budget
+        storage.outage = 0
+        await anyio.sleep(3600)
+        storage.outage = 2  # an hour later, a short blip: retried, not failed at once
+        await storage.save("b", 2)
+        assert storage.data == {"b": "2"}
+
+
+async def test_successful_reads_do_not_extend_a_write_outage_forever() -> None:
+    config = DataStorageConfig(database_name="mem", write_retry_timeout=3.0)
+    async with MemoryStorage(config=config) as storage:
+        storage.outage = 1_000  # writes keep failing; reads (a dict lookup) keep working
+
+        async def reader() -> None:
+            while True:
+                await storage.exists("x")
+                await anyio.sleep(0.1)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            start = anyio.current_time()
+            with pytest.raises(ConnectionError):
+                await storage.save("a", 1)
+            assert anyio.current_time() - start <= 3.0
+            tg.cancel_scope.cancel()
+
+
+async def test_a_load_requested_by_signal_that_fails_is_signalled() -> None:
+    typed: TypedSignalSink[Any] = TypedSignalSink()
+    async with MemoryStorage(typed, DataStorageConfig(database_name="orders")) as storage:
+        storage.data["broken"] = "{not json"
+        typed.emit("load.data.orders", None, key="broken")
+        for _ in range(100):
+            if typed.untyped.detect("error.data.orders:*"):
+                break
+            await anyio.sleep(0.01)
+        with pytest.raises(json.JSONDecodeError):
+            await storage.load("broken")  # a direct load raises, and is signalled too
+    errors = [(e.signal, e.key) for e in typed.untyped.sense("error.data.orders:*")]
+    assert errors == [("error.data.orders:JSONDecodeError", "broken")] * 2
+
+
+async def test_a_load_requested_by_signal_with_a_key_the_backend_refuses_is_signalled() -> None:
+    class Picky(MemoryStorage):
+        def _check_key(self, key: str) -> None:
+            if "/" in key:
+                raise ValueError("no slashes")
+
+    sink = SignalSink()
+    async with Picky(sink, DataStorageConfig(database_name="orders")):
+        sink.emit("load.data.orders", key="a/b")
+    assert [(e.signal, e.key) for e in sink.sense("error.data.orders:*")] == [("error.data.orders:ValueError", "a/b")]
+
+
+async def test_a_serializer_raising_an_unusual_error_type_keeps_the_cause_and_names_the_key() -> None:
+    class Encoder:
+        def dumps(self, value: Any) -> str:
+            raise UnicodeEncodeError("ascii", "é", 0, 1, "not ascii")
+
+        def loads(self, text: str) -> Any:
+            return text
+
+    async with MemoryStorage(serializer=Encoder()) as storage:
+        with pytest.raises(ValueError, match="value for key 'k' cannot be stored") as caught:
+            storage.enqueue_save("k", "é")
+        assert isinstance(caught.value.__cause__, UnicodeEncodeError)
+
+
+async def test_reads_see_an_accepted_clear_before_it_runs() -> None:
+    async with MemoryStorage(delay=1.0) as storage:
+        await storage.save("a", 1)
+        storage.enqueue_save("b", 2)
+
+        async def clear() -> None:
+            assert await storage.clear() == 2
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(clear)
+            await anyio.sleep(0.01)  # the clear is accepted, the writer still busy with "b"
+            assert await storage.load("a") is None and not await storage.exists("b")
+            storage.enqueue_save("c", 3)  # a write after the clear is seen
+            assert await storage.load("c") == 3
+        await storage.flush()
+        assert storage.data == {"c": "3"}
+
+
+async def test_a_lingering_batch_is_written_as_soon_as_it_is_full() -> None:
+    config = DataStorageConfig(database_name="mem", batch_timeout=5.0, batch_size=3)
+    async with MemoryStorage(config=config) as storage:
+        start = anyio.current_time()
+        storage.enqueue_save("a", 1)
+        await anyio.sleep(0.01)
+        storage.enqueue_save("b", 2)
+        storage.enqueue_save("c", 3)
+        await storage.flush()
+        assert anyio.current_time() - start == pytest.approx(0.01)
+        assert [len(b) for b in storage.batches] == [3]
+
+
+async def test_reads_run_at_most_max_concurrency_at_once() -> None:
+    class SlowReads(MemoryStorage):
+        running = peak = 0
+
+        async def _read(self, key: str) -> str | None:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            await anyio.sleep(0.1)
+            self.running -= 1
+            return None
+
+    async with SlowReads(config=DataStorageConfig(database_name="mem", max_concurrency=3)) as storage:
+        async with anyio.create_task_group() as tg:
+            for i in range(10):
+                tg.start_soon(storage.load, str(i))
+        assert storage.peak == 3
+
+
+async def test_reads_after_close_are_refused_on_every_backend() -> None:
+    async with MemoryStorage() as storage:
+        await storage.save("a", 1)
+    with pytest.raises(CoordinatorClosedError):
+        await storage.load("a")
+    with pytest.raises(CoordinatorClosedError):
+        await storage.count()

@@ -142,3 +142,18 @@ def test_config_defaults_and_derived_names() -> None:
 def test_bad_config_is_refused_naming_the_field(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         DataStorageConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"load_signal_prefix": "loaded.data"}, "load_signal_prefix"),
+        ({"signal_prefix": "saved.data"}, "signal_prefix"),
+        ({"delete_signal_prefix": "error.data"}, "delete_signal_prefix"),
+        ({"signal_prefix": "saved", "database_name": "data"}, "signal_prefix"),
+        ({"signal_prefix": "load.data"}, "must differ"),
+    ],
+)
+def test_prefixes_under_which_the_atom_would_hear_itself_are_refused(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        DataStorageConfig(**kwargs)

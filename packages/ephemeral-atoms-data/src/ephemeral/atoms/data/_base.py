@@ -94,6 +94,16 @@ class DataStorageStats(NamedTuple):
     loads: int
 
 
+class _Outage:
+    """When the current run of transient failures (of writes, or of reads) began and last failed."""
+
+    __slots__ = ("down_since", "last_failure")
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+        self.last_failure = 0.0
+
+
 class _Write:
     __slots__ = ("error", "key", "text", "waited")
 
@@ -178,7 +188,11 @@ class DataStorageAtomBase(Generic[K, V]):
         self._room: anyio.Event | None = None
         self._readers: anyio.CapacityLimiter | None = None
         self._subscriptions: list[Subscription] = []
-        self._down_since: float | None = None
+        self._write_outage = _Outage()
+        self._read_outage = _Outage()
+        self._filled: anyio.Event | None = None  # set when the open batch fills while the writer lingers
+        self._clears_pending = 0  # clears accepted and not yet run: reads then see only later writes
+        self._closed = False
         self._written = self._failed = self._batches = self._largest = self._retries = self._loads = 0
 
     # -- what a backend implements ------------------------------------------------------------------
@@ -219,6 +233,9 @@ class DataStorageAtomBase(Generic[K, V]):
 
     def _check_key(self, key: str) -> None:
         """Raise ValueError when ``key`` cannot be stored by this backend."""
+
+    def _check_text(self, key: str, text: str) -> None:
+        """Raise ValueError when the serialized value of ``key`` cannot be stored by this backend."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -261,6 +278,7 @@ class DataStorageAtomBase(Generic[K, V]):
                     await self.flush()
                 await close_task_group(self._task_group, exc_type, exc, tb)
         finally:
+            self._closed = True
             with anyio.CancelScope(shield=True):
                 await self._close()
         return None
@@ -290,10 +308,13 @@ class DataStorageAtomBase(Generic[K, V]):
         text_key = self._key(key)
         try:
             text = self._serializer.dumps(value)
-        except (TypeError, ValueError) as error:
-            raise type(error)(f"value for key {text_key!r} cannot be stored: {error}") from error
+        except TypeError as error:
+            raise TypeError(f"value for key {text_key!r} cannot be stored: {error}") from error
+        except ValueError as error:
+            raise ValueError(f"value for key {text_key!r} cannot be stored: {error}") from error
         if not isinstance(text, str):
             raise TypeError(f"the serializer's dumps must return str, got {type(text).__name__}")
+        self._check_text(text_key, text)
         return _Write(text_key, text)
 
     def _accept(self, write: _Write) -> _Batch:
@@ -305,6 +326,9 @@ class DataStorageAtomBase(Generic[K, V]):
         batch.writes.append(write)
         self._pending[write.key] = write
         self._unwritten += 1
+        filled = self._filled
+        if filled is not None and len(batch.writes) >= self._batch_size:
+            filled.set()
         return batch
 
     def _check_open(self) -> None:
@@ -404,6 +428,8 @@ class DataStorageAtomBase(Generic[K, V]):
         self._check_open()
         batch = _Batch(clear=True)
         self._open_batch = None  # later writes go after the clear
+        self._pending.clear()  # the writes before the clear are stored before it; reads now see it
+        self._clears_pending += 1
         self._queue_batch(batch)
         await batch.done.wait()
         if batch.error is not None:
@@ -428,17 +454,22 @@ class DataStorageAtomBase(Generic[K, V]):
 
     async def _run(self, batch: _Batch) -> None:
         if batch is self._open_batch and self._linger and len(batch.writes) < self._batch_size:
-            await anyio.sleep(self._linger)  # let an idle writer's batch fill for a moment
+            self._filled = anyio.Event()  # let an idle writer's batch fill for a moment, or until it is full
+            with anyio.move_on_after(self._linger):
+                await self._filled.wait()
+            self._filled = None
         if batch is self._open_batch:
             self._open_batch = None
         self._running = batch
         try:
             if batch.clear:
                 try:
-                    batch.removed = await self._retrying(self._clear)
+                    batch.removed = await self._retrying(self._clear, self._write_outage)
                 except Exception as error:
                     batch.error = error
                     self._report(error, None)
+                finally:
+                    self._clears_pending -= 1
             else:
                 await self._store(batch.writes)
         finally:
@@ -447,7 +478,7 @@ class DataStorageAtomBase(Generic[K, V]):
 
     async def _store(self, writes: list[_Write]) -> None:
         try:
-            await self._retrying(lambda: self._write([(w.key, w.text) for w in writes]))
+            await self._retrying(lambda: self._write([(w.key, w.text) for w in writes]), self._write_outage)
         except Exception as error:
             if len(writes) == 1 or self._is_transient(error):
                 for write in writes:
@@ -460,33 +491,39 @@ class DataStorageAtomBase(Generic[K, V]):
 
     async def _store_one(self, write: _Write) -> None:
         try:
-            await self._retrying(lambda: self._write([(write.key, write.text)]))
+            await self._retrying(lambda: self._write([(write.key, write.text)]), self._write_outage)
         except Exception as error:
             write.error = error
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[R]]) -> R:
+    async def _retrying(self, attempt: Callable[[], Awaitable[R]], outage: _Outage) -> R:
         """Run ``attempt``, retrying transient errors with backoff until ``write_retry_timeout`` is spent.
 
-        One outage has one budget: once an attempt fails, later ones share its deadline until one passes.
+        One outage has one budget: the attempts failing back to back share the deadline of the first
+        failure, so a long outage fails the waiting work promptly instead of once per batch. The outage
+        ends with a success, or when no attempt failed for a while (twice the longest backoff) before the
+        next one started: that one's failure starts a new outage with a new budget. Writes and reads keep
+        separate outages.
         """
         delay = _FIRST_RETRY_DELAY
         while True:
+            started = anyio.current_time()
             try:
                 result = await attempt()
             except Exception as error:
                 if not self._is_transient(error):
                     raise
                 now = anyio.current_time()
-                if self._down_since is None:
-                    self._down_since = now
-                if now + delay > self._down_since + self._retry_timeout:
+                if outage.down_since is None or started - outage.last_failure > 2 * _MAX_RETRY_DELAY:
+                    outage.down_since = started
+                outage.last_failure = now
+                if now + delay > outage.down_since + self._retry_timeout:
                     raise
                 self._retries += 1
                 self._emit(f"retrying.data.{self._config.database_name}:{type(error).__name__}")
                 await anyio.sleep(delay)
                 delay = min(delay * 2, _MAX_RETRY_DELAY)
             else:
-                self._down_since = None
+                outage.down_since = None
                 return result
 
     def _finish(self, batch: _Batch) -> None:
@@ -527,9 +564,11 @@ class DataStorageAtomBase(Generic[K, V]):
         readers = self._readers
         if readers is None:
             raise RuntimeError(f"enter the storage first: `async with {type(self).__name__}(...) as storage:`")
+        if self._closed:
+            raise CoordinatorClosedError(f"{type(self).__name__} is closed")
         try:
             async with readers:
-                return await self._retrying(read)
+                return await self._retrying(read, self._read_outage)
         except Exception as error:
             self._report(error, key)
             raise
@@ -538,8 +577,17 @@ class DataStorageAtomBase(Generic[K, V]):
         """The value stored under ``key`` (including a write accepted but not yet stored), or None."""
         text_key = self._key(key)
         write = self._pending.get(text_key)
-        text = write.text if write is not None else await self._reading(lambda: self._read(text_key), text_key)
-        value = None if text is None else self._serializer.loads(text)
+        if write is not None:
+            text = write.text
+        elif self._clears_pending:
+            text = None  # a clear accepted before this load removes whatever is stored
+        else:
+            text = await self._reading(lambda: self._read(text_key), text_key)
+        try:
+            value = None if text is None else self._serializer.loads(text)
+        except Exception as error:
+            self._report(error, text_key)
+            raise
         self._loads += 1
         if self._config.emit_completion_signals:
             self._emit(self._config.loaded_signal, text_key, value)
@@ -551,6 +599,8 @@ class DataStorageAtomBase(Generic[K, V]):
         write = self._pending.get(text_key)
         if write is not None:
             return write.text is not None
+        if self._clears_pending:
+            return False
         return await self._reading(lambda: self._contains(text_key), text_key)
 
     async def count(self) -> int:
@@ -620,14 +670,19 @@ class DataStorageAtomBase(Generic[K, V]):
         if event.key is None:
             self._refuse_signal(event, "MissingKey")
             return
+        try:
+            self._key(event.key)  # type: ignore[arg-type]
+        except Exception as error:
+            self._refuse_signal(event, type(error).__name__)
+            return
         if not self._loader.try_enqueue(event.key):
-            self._refuse_signal(event, "LoadQueueFull")
+            self._refuse_signal(event, "Closed" if self._closing else "LoadQueueFull")
 
     async def _load_for_signal(self, key: str) -> None:
         try:
             await self.load(key)  # type: ignore[arg-type]
         except Exception:
-            pass  # already signalled as error.data.{db}:{Type}
+            pass  # load signalled it as error.data.{db}:{Type}
 
     # -- views ----------------------------------------------------------------------------------
 

@@ -74,10 +74,32 @@ class DataStorageConfig:
         for name in ("emit_completion_signals", "enable_batching"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        self._check_signal_loops()
         object.__setattr__(self, "batch_timeout", to_seconds(self.batch_timeout, "batch_timeout", allow_zero=True))
         object.__setattr__(
             self, "write_retry_timeout", to_seconds(self.write_retry_timeout, "write_retry_timeout", allow_zero=True)
         )
+
+    def _check_signal_loops(self) -> None:
+        """Refuse prefixes under which a storage atom would hear its own signals (and loop) or mix requests."""
+        db = self.database_name
+        emitted = [f"{kind}.data.{db}" for kind in ("saved", "loaded", "deleted", "error", "retrying", "initialized")]
+        listened = {
+            "signal_prefix": self.save_signal_pattern,
+            "load_signal_prefix": self.load_signal_pattern,
+            "delete_signal_prefix": self.delete_signal_pattern,
+        }
+        for field_name, pattern in listened.items():
+            for name in emitted:
+                if name == pattern or name.startswith(pattern + "."):
+                    raise ValueError(
+                        f"{field_name} {getattr(self, field_name)!r}: the atom would hear its own {name!r} signals"
+                    )
+        if len(set(listened.values())) < 3:
+            raise ValueError(
+                "signal_prefix, load_signal_prefix and delete_signal_prefix must differ, got "
+                f"{self.signal_prefix!r}, {self.load_signal_prefix!r}, {self.delete_signal_prefix!r}"
+            )
 
     @property
     def save_signal_pattern(self) -> str:
