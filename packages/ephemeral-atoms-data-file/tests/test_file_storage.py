@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -171,10 +173,14 @@ async def test_save_and_delete_by_signal(tmp_path: Path) -> None:
 
 
 async def test_stale_temporary_files_from_a_crash_are_removed_on_entry(tmp_path: Path) -> None:
-    (tmp_path / ".k.json.0123456789abcdef.tmp").write_text('{"half')
+    stale = tmp_path / ".k.json.0123456789abcdef.tmp"
+    stale.write_text('{"half')
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    fresh = tmp_path / ".j.json.fedcba9876543210.tmp"  # maybe another process's save in flight: kept
+    fresh.write_text('{"hal')
     async with FileDataStorageAtom[str, Any](None, orders_config(), tmp_path) as storage:
         assert await storage.list_keys() == []
-    assert files(tmp_path) == []
+    assert files(tmp_path) == [fresh.name]
 
 
 def test_constructor_arguments_are_checked(tmp_path: Path) -> None:
@@ -182,8 +188,10 @@ def test_constructor_arguments_are_checked(tmp_path: Path) -> None:
         FileDataStorageAtom(None, orders_config(), tmp_path, file_extension="json")
     with pytest.raises(ValueError, match="file_extension"):
         FileDataStorageAtom(None, orders_config(), tmp_path, file_extension="./x")
-    with pytest.raises(TypeError, match="directory"):
+    with pytest.raises(ValueError, match="directory"):
         FileDataStorageAtom(None, orders_config(), "")
+    with pytest.raises(TypeError, match="directory"):
+        FileDataStorageAtom(None, orders_config(), 3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="fsync"):
         FileDataStorageAtom(None, orders_config(), tmp_path, fsync="yes")  # type: ignore[arg-type]
 

@@ -708,3 +708,53 @@ async def test_an_outage_longer_than_the_retry_budget_fails_the_saves_and_says_s
     errors = names(sink, f"error.data.{table}:*")
     assert {key for _, key in errors} == {f"k{i}" for i in range(20)} | {"waited"}
     assert names(sink, f"retrying.data.{table}:*")
+
+
+# -- review regressions -------------------------------------------------------------------------------
+
+
+@real_time
+async def test_a_row_lock_held_elsewhere_fails_the_write_within_the_budget_and_close_is_prompt(
+    postgres_dsn: str, table: str
+) -> None:
+    """Statements and lock waits are bounded by write_retry_timeout: a held lock neither stalls the writer
+    nor the shutdown past it, and the write fails (signalled) instead of waiting for the lock holder."""
+    sink = SignalSink()
+    config = DataStorageConfig(database_name=table, write_retry_timeout=1.0)
+    async with storage(postgres_dsn, table, sink, config=config) as store:
+        await store.save("k", 1)
+        holder = await anyio.to_thread.run_sync(lambda: psycopg.connect(postgres_dsn))
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: holder.execute(f'SELECT * FROM "public"."{table}" WHERE key = %s FOR UPDATE', ("k",))
+            )
+            start = anyio.current_time()
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                await store.save("k", 2)
+            assert anyio.current_time() - start < 3.5
+        finally:
+            await anyio.to_thread.run_sync(holder.close)
+        await store.save("k", 3)  # the lock is gone: writes go through again
+        assert await store.load("k") == 3
+    assert ("error.data." + table + ":LockNotAvailable", "k") in names(sink)
+
+
+@real_time
+async def test_a_connection_the_server_closed_for_idleness_is_replaced(postgres_dsn: str, table: str) -> None:
+    """idle_session_timeout (57P05) closes pooled connections: the next save reconnects and lands."""
+    dsn = make_conninfo(postgres_dsn, options="-c idle_session_timeout=200")
+    async with storage(dsn, table) as store:
+        await store.save("a", 1)
+        await anyio.sleep(0.6)  # the server closes the idle pooled connection
+        await store.save("b", 2)
+        assert await store.load("b") == 2
+        assert store.stats().failed == 0
+
+
+@real_time
+async def test_values_holding_nul_are_refused_at_the_call(postgres_dsn: str, table: str) -> None:
+    async with storage(postgres_dsn, table) as store:
+        with pytest.raises(ValueError, match="NUL"):
+            store.enqueue_save("k", {"text": "a\x00b"})
+        await store.save("k", {"text": "a\\u0000b"})  # an escaped backslash is fine
+        assert await store.load("k") == {"text": "a\\u0000b"}

@@ -228,3 +228,12 @@ def test_constructor_arguments_are_checked(tmp_path: Path) -> None:
         SqliteDataStorageAtom(None, orders())
     with pytest.raises(TypeError, match="writer must be a SqliteSingleWriter"):
         SqliteDataStorageAtom(None, orders(), writer=object())  # type: ignore[arg-type]
+
+
+async def test_a_long_valid_table_name_works(tmp_path: Path) -> None:
+    table = "orders_" + "x" * 56  # 63 characters: valid; its index name is shortened with a digest
+    db = tmp_path / "long.db"
+    async with SqliteDataStorageAtom[str, Any](None, orders(), db, table_name=table) as storage:
+        await storage.save("k", 1)
+    (index,) = rows(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx%'")[0]
+    assert len(index) == 63 and index.endswith("_updated")

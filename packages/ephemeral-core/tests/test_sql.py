@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ephemeral.core import quote_identifier, validate_identifier
+from ephemeral.core import derived_identifier, quote_identifier, validate_identifier
 
 
 @pytest.mark.parametrize(
@@ -20,3 +20,11 @@ def test_good_identifiers_are_quoted() -> None:
     assert quote_identifier("_x", "schema") == '"_x"'
     with pytest.raises(TypeError, match="schema must be a str"):
         quote_identifier(None, "schema")  # type: ignore[arg-type]
+
+
+def test_derived_identifiers_stay_within_the_limit_and_unique() -> None:
+    assert derived_identifier("idx_", "orders", "_updated") == "idx_orders_updated"
+    long_a, long_b = "a" * 60 + "x", "a" * 60 + "y"
+    first, second = derived_identifier("idx_", long_a, "_updated"), derived_identifier("idx_", long_b, "_updated")
+    assert len(first) == len(second) == 63 and first != second
+    assert first.startswith("idx_aaa") and first.endswith("_updated")

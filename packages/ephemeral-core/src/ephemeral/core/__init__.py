@@ -109,7 +109,11 @@ from ._sink import (
     SignalSource as SignalSource,
     next_id as next_id,
 )
-from ._sql import quote_identifier as quote_identifier, validate_identifier as validate_identifier
+from ._sql import (
+    derived_identifier as derived_identifier,
+    quote_identifier as quote_identifier,
+    validate_identifier as validate_identifier,
+)
 from ._typed import TypedSignalSink as TypedSignalSink
 from ._waves import SignalStage as SignalStage, SignalWaveExecutor as SignalWaveExecutor
 
@@ -197,6 +201,7 @@ __all__ = (
     "close_task_group",
     "compile_pattern",
     "current_operation",
+    "derived_identifier",
     "ephemeral_for_each",
     "loop_clock",
     "next_id",

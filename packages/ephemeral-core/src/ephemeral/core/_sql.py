@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
-__all__ = ("quote_identifier", "validate_identifier")
+__all__ = ("derived_identifier", "quote_identifier", "validate_identifier")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -29,3 +30,17 @@ def validate_identifier(value: object, name: str, *, max_length: int = 63) -> st
 def quote_identifier(value: str, name: str = "identifier") -> str:
     """``value`` validated (see ``validate_identifier``) and double-quoted for use in SQL."""
     return f'"{validate_identifier(value, name)}"'
+
+
+def derived_identifier(prefix: str, name: str, suffix: str, *, max_length: int = 63) -> str:
+    """``prefix + name + suffix`` (an index name from a table name, say), kept within ``max_length``.
+
+    A name that would be longer is shortened and given a digest of the whole name, so two long names never
+    derive the same identifier and the database never truncates one silently. The result is validated.
+    """
+    derived = f"{prefix}{name}{suffix}"
+    if len(derived) > max_length:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        keep = max_length - len(prefix) - len(suffix) - len(digest) - 1
+        derived = f"{prefix}{name[:keep]}_{digest}{suffix}"
+    return validate_identifier(derived, f"the identifier derived from {name!r}", max_length=max_length)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ V = TypeVar("V")
 _ENCODE = re.compile(r'[\x00-\x1f\x7f%<>:"|?*]|^\.')
 _EXTENSION = re.compile(r"\.[A-Za-z0-9_\-]{1,16}")
 _MAX_NAME_BYTES = 255
+_STALE_TEMPORARY = 900.0  # seconds
 
 
 def _encode(key: str) -> str:
@@ -64,8 +66,10 @@ class FileDataStorageAtom(DataStorageAtomBase[K, V]):
         value_type: Any = None,
         serializer: DataSerializer[V] | None = None,
     ) -> None:
-        if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
-            raise TypeError(f"directory must be a non-empty path, got {directory!r}")
+        if not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(f"directory must be a path (str or PathLike), got {directory!r}")
+        if not os.fspath(directory):
+            raise ValueError("directory must not be empty")
         if not isinstance(file_extension, str) or not _EXTENSION.fullmatch(file_extension):
             raise ValueError(
                 f"file_extension must be a dot and 1-16 letters, digits, '_' or '-', got {file_extension!r}"
@@ -103,8 +107,14 @@ class FileDataStorageAtom(DataStorageAtomBase[K, V]):
 
         def make() -> None:
             directory.mkdir(parents=True, exist_ok=True)
-            for stale in directory.glob(f".*{self._extension}.*.tmp"):  # left by a crash mid-save
-                stale.unlink(missing_ok=True)
+            # Temporary files left by a crash mid-save; recent ones may be another process's save in flight.
+            cutoff = time.time() - _STALE_TEMPORARY
+            for stale in directory.glob(f".*{self._extension}.*.tmp"):
+                try:
+                    if stale.stat().st_mtime < cutoff:
+                        stale.unlink()
+                except FileNotFoundError:
+                    pass
 
         await anyio.to_thread.run_sync(make)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
+import re
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from itertools import groupby
@@ -22,7 +22,14 @@ from ephemeral.atoms.data import (
     JsonSerializer,
     WriteItem,
 )
-from ephemeral.core import SignalSink, TypedSignalSink, quote_identifier, to_seconds, validate_identifier
+from ephemeral.core import (
+    SignalSink,
+    TypedSignalSink,
+    derived_identifier,
+    quote_identifier,
+    to_seconds,
+    validate_identifier,
+)
 
 __all__ = ("PostgresDataStorageAtom",)
 
@@ -34,9 +41,11 @@ Pool = ConnectionPool[psycopg.Connection[tuple[Any, ...]]]
 
 # SQLSTATEs that pass on retry: connection exceptions (08), serialization failure and deadlock,
 # insufficient resources (53: too many connections, disk full), lock not available, the server shutting
-# down or starting up (57P01-57P03), system I/O errors (58). Errors without a SQLSTATE are client-side
-# connection failures (refused, reset, closed) and pool timeouts.
-_TRANSIENT_STATES = ("08", "40001", "40P01", "53", "55P03", "57P01", "57P02", "57P03", "58")
+# down or starting up (57P01-57P03), an idle session closed by the server (57P05), system I/O errors (58).
+# Errors without a SQLSTATE are client-side connection failures (refused, reset, closed) and pool timeouts.
+_TRANSIENT_STATES = ("08", "40001", "40P01", "53", "55P03", "57P01", "57P02", "57P03", "57P05", "58")
+# A \u0000 escape in JSON text (not an escaped backslash followed by "u0000"): json and jsonb refuse it.
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 _FIRST_CONNECT_DELAY = 0.05
 _MAX_CONNECT_DELAY = 1.0
 
@@ -46,14 +55,6 @@ def _is_connection_error(error: BaseException) -> bool:
         return False
     state = error.sqlstate
     return state is None or state.startswith(_TRANSIENT_STATES)
-
-
-def _index_name(table: str) -> str:
-    name = f"idx_{table}_updated"
-    if len(name) > 63:  # PostgreSQL would truncate it; keep it unique to the table instead
-        digest = hashlib.sha256(table.encode()).hexdigest()[:8]
-        name = f"idx_{table[:42]}_{digest}_updated"
-    return name
 
 
 def _path_keys(path: str | Sequence[str]) -> list[str]:
@@ -175,7 +176,7 @@ class PostgresDataStorageAtom(DataStorageAtomBase[K, V]):
             f"key TEXT PRIMARY KEY, value {self._column.upper()} NOT NULL, "
             "created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         )
-        index = quote_identifier(_index_name(table), "index name")
+        index = quote_identifier(derived_identifier("idx_", table, "_updated"), "index name")
         self._index_sql = f"CREATE INDEX IF NOT EXISTS {index} ON {qualified} (updated_at)"
         self._upsert_sql = (
             f"INSERT INTO {qualified} (key, value) VALUES (%s, %s{cast_to}) "
@@ -210,8 +211,23 @@ class PostgresDataStorageAtom(DataStorageAtomBase[K, V]):
         if "\x00" in key:
             raise ValueError(f"key {key!r} contains NUL, which PostgreSQL text cannot hold")
 
+    def _check_text(self, key: str, text: str) -> None:
+        if "\x00" in text or (self._column != "text" and _JSON_NUL.search(text)):
+            raise ValueError(f"value for key {key!r} contains NUL (\\u0000), which PostgreSQL cannot store")
+
     def _is_transient(self, error: BaseException) -> bool:
         return _is_connection_error(error)
+
+    def _configure_connection(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """Bound every statement and lock wait by the retry budget.
+
+        A held row lock cannot stall the writer (or a shutdown) for longer: a lock wait fails with 55P03,
+        which is retried within the budget.
+        """
+        budget = to_seconds(self.config.write_retry_timeout, "write_retry_timeout", allow_zero=True)
+        statement = max(1000, math.ceil(budget * 1000))
+        conn.execute(f"SET statement_timeout = {statement}")
+        conn.execute(f"SET lock_timeout = {max(100, statement // 4)}")  # a lock wait fails first, and is retried
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -238,6 +254,7 @@ class PostgresDataStorageAtom(DataStorageAtomBase[K, V]):
             min_size=self._pool_min_size,
             max_size=self._pool_max_size,
             kwargs={"autocommit": True, "connect_timeout": self._libpq_timeout},
+            configure=self._configure_connection,
             open=False,
             timeout=self._connect_timeout,
             reconnect_timeout=self._connect_timeout,

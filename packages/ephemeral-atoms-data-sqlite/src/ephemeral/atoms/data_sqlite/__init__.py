@@ -9,7 +9,7 @@ from itertools import groupby
 from typing import Any, TypeVar
 
 from ephemeral.atoms.data import DataSerializer, DataStorageAtomBase, DataStorageConfig, WriteItem
-from ephemeral.core import SignalSink, TypedSignalSink, quote_identifier, validate_identifier
+from ephemeral.core import SignalSink, TypedSignalSink, derived_identifier, quote_identifier
 from ephemeral.sqlite.singlewriter import SqliteConnection, SqliteSingleWriter, SqliteSingleWriterOptions
 
 __all__ = ("SqliteDataStorageAtom",)
@@ -60,7 +60,7 @@ class SqliteDataStorageAtom(DataStorageAtomBase[K, V]):
         super().__init__(sink, config, value_type=value_type, serializer=serializer)
         table = config.database_name if table_name is None else table_name
         self._table = quote_identifier(table, "table_name")
-        self._index = quote_identifier(f"idx_{validate_identifier(table, 'table_name')}_updated", "table_name")
+        self._index = quote_identifier(derived_identifier("idx_", table, "_updated"), "index name")
         if writer is not None:
             if not isinstance(writer, SqliteSingleWriter):
                 raise TypeError(f"writer must be a SqliteSingleWriter, got {writer!r}")
