@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import sqlite3
 import threading
 from datetime import timedelta
@@ -318,3 +320,228 @@ async def test_shared_sink(tmp_path: Path) -> None:
         assert writer.signals is sink
     assert sink.detect("write.start") and sink.detect("connection.open.write")
     assert writer.writer_id.startswith("sqlite:")
+
+
+async def test_the_wait_in_aclose_can_be_cancelled_and_the_last_read_closes(tmp_path: Path) -> None:
+    """move_on_after around aclose bounds the wait for a read in flight: aclose returns at the deadline, the
+    writer stays closed to new calls, and once the read returns (with its value) the connections are closed."""
+    path = tmp_path / "bounded.db"
+    writer = SqliteSingleWriter(path)
+    await writer.write("CREATE TABLE t (x)")
+    reading, release = anyio.Event(), anyio.Event()
+    results: list[int] = []
+
+    async def slow(connection: SqliteConnection) -> int:
+        reading.set()
+        await release.wait()
+        return await count_rows(connection)
+
+    async def read() -> None:
+        results.append(await writer.query(slow))
+
+    async def release_later() -> None:
+        await anyio.sleep(30)  # without a cancellable wait, aclose would only return here
+        release.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read)
+        await reading.wait()
+        tg.start_soon(release_later)
+        start = anyio.current_time()
+        with anyio.move_on_after(5) as scope:
+            await writer.aclose()
+        assert scope.cancelled_caught
+        assert anyio.current_time() - start == pytest.approx(5, abs=0.5)
+        assert writer.closed
+        with pytest.raises(anyio.ClosedResourceError):
+            await writer.write("INSERT INTO t VALUES (1)")
+        assert wal_exists(path)  # the connections stay open while the read runs
+    assert results == [0]
+    assert writer.get_stats().read_connections == 0
+    assert not wal_exists(path)  # the read, the last call, closed every connection
+    await writer.aclose()  # returns at once
+
+
+async def test_a_cancelled_read_still_closes_the_connections(tmp_path: Path) -> None:
+    """A read that never returns holds the close back; cancelling it closes the connections (shielded)."""
+    path = tmp_path / "stuck.db"
+    writer = SqliteSingleWriter(path)
+    await writer.write("CREATE TABLE t (x)")
+    reading = anyio.Event()
+
+    async def stuck(connection: SqliteConnection) -> int:
+        reading.set()
+        await anyio.sleep_forever()
+        return 0
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer.query, stuck)
+        await reading.wait()
+        with anyio.move_on_after(1):
+            await writer.aclose()
+        tg.cancel_scope.cancel()
+    assert not wal_exists(path)
+    await writer.aclose()
+
+
+@pytest.mark.parametrize("target", ["file", ":memory:"])
+async def test_aclose_inside_a_read_raises(tmp_path: Path, target: str) -> None:
+    """A reader (or a task it starts) calling aclose() of its own writer gets RuntimeError instead of a
+    deadlock; the writer stays usable and closes normally afterwards."""
+    writer = SqliteSingleWriter(tmp_path / "self.db" if target == "file" else target)
+    await writer.write("CREATE TABLE t (x)")
+
+    async def closes(connection: SqliteConnection) -> int:
+        await writer.aclose()
+        return 1
+
+    errors: list[RuntimeError] = []
+
+    async def close_recording() -> None:
+        try:
+            await writer.aclose()
+        except RuntimeError as error:
+            errors.append(error)
+
+    async def closes_in_a_child(connection: SqliteConnection) -> int:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(close_recording)
+        return 1
+
+    with pytest.raises(RuntimeError, match="inside one of its reads"):
+        await writer.query(closes)
+    assert await writer.read("k", closes_in_a_child) == 1
+    assert len(errors) == 1 and "inside one of its reads" in str(errors[0])
+    assert not writer.closed
+    assert await writer.write("INSERT INTO t VALUES (1)") == 1
+    await writer.aclose()
+    assert writer.closed
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Cache=Shared;Data Source=app.db", "app.db"),
+        ("Pooling=False ; Mode=ReadWriteCreate; DataSource=app.db", "app.db"),
+        ("  FOREIGN KEYS = true ; filename = app.db ", "app.db"),
+        ('Data Source="my app.db"', "my app.db"),
+        ("Data Source='app.db'", "app.db"),
+        ('Data Source="semi;colon=.db";Cache=Shared', "semi;colon=.db"),
+        ('Data Source="say ""hi"".db"', 'say "hi".db'),
+        ("Data Source='it''s.db'", "it's.db"),
+        ('Data Source = " padded.db " ;', " padded.db "),
+        ("Data Source=a=b.db", "a=b.db"),
+    ],
+)
+def test_connection_string_keys_in_any_order_and_quoted_values(
+    text: str, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any part with a connection-string key makes a connection string (not a file named after it); keys are
+    case- and space-insensitive; '"' or "'" quotes are removed, a doubled quote inside standing for itself."""
+    monkeypatch.chdir(tmp_path)
+    assert SqliteSingleWriter(text).database == str(tmp_path / name)
+
+
+def test_a_path_with_an_equals_sign_but_no_known_key_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "x=1.db" names a file: only the known keys make a connection string."""
+    monkeypatch.chdir(tmp_path)
+    assert SqliteSingleWriter("x=1.db").database == str(tmp_path / "x=1.db")
+    assert SqliteSingleWriter("run;a=1.db").database == str(tmp_path / "run;a=1.db")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('Data Source="open.db', "no closing"),
+        ("Data Source='a.db' b.db", "after the quoted value"),
+        ("Cache=Shared", "no Data Source"),
+        ("Cache=Shared;Data Source=x.db;Flavour=vanilla", "unknown connection string key 'Flavour'"),
+        ("=x;Data Source=x.db", "no key"),
+    ],
+)
+def test_bad_connection_strings_are_refused(text: str, message: str) -> None:
+    """A connection string that cannot be read raises ValueError at construction, naming the problem."""
+    with pytest.raises(ValueError, match=message):
+        SqliteSingleWriter(text)
+
+
+@pytest.mark.parametrize("name", ["sessions#1", "a?b", "my%20db", "sp ace/slash&amp"])
+async def test_named_memory_databases_never_touch_the_disk(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Mode=Memory name with URI characters ('#', '?', '%', '/', '&') is escaped: no file appears, the
+    readers share the writer's database, and names differing after such a character are different databases."""
+    monkeypatch.chdir(tmp_path)
+    async with (
+        SqliteSingleWriter(f"Data Source={name};Mode=Memory") as writer,
+        SqliteSingleWriter(f"Data Source={name}-2;Mode=Memory") as other,
+    ):
+        await writer.write("CREATE TABLE t (x)")
+        await writer.write("INSERT INTO t VALUES (1)")
+        await other.write("CREATE TABLE t (x)")
+        assert writer.is_memory and writer.database == f"memory:{name}"
+        assert await writer.query(count_rows) == 1
+        assert await other.query(count_rows) == 0
+    assert os.listdir(tmp_path) == []
+
+
+async def test_one_writer_per_named_memory_database() -> None:
+    """A second writer of a named in-memory database (whose shared-cache table locks ignore busy_timeout) is
+    refused with ValueError pointing at get_or_create; once the first is closed (or dropped unused) a new one
+    may open it. Private ":memory:" writers are independent."""
+    first = SqliteSingleWriter("Data Source=one;Mode=Memory")
+    await first.write("CREATE TABLE t (x)")
+    with pytest.raises(ValueError, match="get_or_create"):
+        SqliteSingleWriter("Data Source=one;Mode=Memory")
+    with pytest.raises(ValueError, match="already has a writer"):
+        SqliteSingleWriter.get_or_create("DataSource=one;Mode=Memory")
+    await first.aclose()
+    shared = SqliteSingleWriter.get_or_create("Data Source=one;Mode=Memory")
+    try:
+        assert SqliteSingleWriter.get_or_create("Data Source=one;Mode=Memory") is shared
+        with pytest.raises(ValueError, match="get_or_create"):
+            SqliteSingleWriter("Data Source=one;Mode=Memory")
+    finally:
+        await shared.aclose()
+    unused = SqliteSingleWriter("Data Source=one;Mode=Memory")
+    del unused
+    gc.collect()
+    async with (
+        SqliteSingleWriter("Data Source=one;Mode=Memory") as again,
+        SqliteSingleWriter(":memory:") as a,
+        SqliteSingleWriter(":memory:") as b,
+    ):
+        await again.write("CREATE TABLE t (x)")  # a fresh database: the old one went with its writer
+        await a.write("CREATE TABLE t (x)")
+        await b.write("CREATE TABLE t (x)")
+
+
+@pytest.mark.parametrize("backends", [("asyncio", "asyncio"), ("asyncio", "trio"), ("trio", "asyncio")])
+def test_a_shared_writer_belongs_to_the_loop_that_first_used_it(tmp_path: Path, backends: tuple[str, str]) -> None:
+    """get_or_create in a later event loop, while the writer of an earlier one is still open, raises RuntimeError
+    saying to close it before that loop ends; so does any use from the other loop. Closing it from the new loop
+    (nothing of the old loop runs any more) deregisters it, and the next request gets a fresh writer."""
+    path = tmp_path / "loops.db"
+    first, second = backends
+
+    async def use() -> SqliteSingleWriter:
+        writer = SqliteSingleWriter.get_or_create(path)
+        await writer.write("CREATE TABLE IF NOT EXISTS t (x)")
+        await writer.write("INSERT INTO t VALUES (1)")
+        return writer
+
+    left_open = anyio.run(use, backend=first)
+
+    async def later() -> None:
+        with pytest.raises(RuntimeError, match="belongs to the event loop that first used it"):
+            SqliteSingleWriter.get_or_create(path)
+        with pytest.raises(RuntimeError, match="close it"):
+            await left_open.write("INSERT INTO t VALUES (2)")
+        with pytest.raises(RuntimeError, match="belongs to the event loop"):
+            await left_open.query(count_rows)
+        await left_open.aclose()
+        async with SqliteSingleWriter.get_or_create(path) as fresh:
+            assert fresh is not left_open
+            assert await fresh.query(count_rows) == 1
+
+    anyio.run(later, backend=second)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -425,7 +425,129 @@ async def test_memory_reader_calling_the_writer_again_raises() -> None:
         async def nested_write(connection: SqliteConnection) -> int:
             return await writer.write("INSERT INTO items (value) VALUES (1)")
 
-        with pytest.raises(RuntimeError, match="already held"):
+        with pytest.raises(RuntimeError, match="inside one of its reads"):
             await writer.query(nested_write)
         assert await writer.write("INSERT INTO items (value) VALUES (2)") == 1  # the writer carries on
         assert await writer.query(count_items) == 1
+
+
+async def test_a_cascade_reacting_to_the_writers_own_invalidation_is_acted_on(tmp_path: Path) -> None:
+    """A subscriber that answers the writer's own cache.invalidate:users:1 by emitting cache.invalidate:users:all
+    invalidates users:all: only the writer's own event is ignored, not what others emit while it is delivered."""
+    bus = SignalSink()
+    async with SqliteSingleWriter(tmp_path / "cascade.db", signals=bus) as writer:
+        await writer.write("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        await writer.write("INSERT INTO users VALUES (1, 'ann')")
+        writer.enable_signal_driven_invalidation(bus)
+
+        def cascade(event: Any) -> None:
+            if event.signal.startswith("cache.invalidate:users:") and event.signal != "cache.invalidate:users:all":
+                bus.emit("cache.invalidate:users:all")
+
+        bus.subscribe(cascade)
+
+        async def names(connection: SqliteConnection) -> list[str]:
+            return [row[0] for row in await connection.execute_fetchall("SELECT name FROM users")]
+
+        assert await writer.read("users:all", names) == ["ann"]
+        await writer.write_and_invalidate("UPDATE users SET name = 'bob' WHERE id = 1", None, ["users:1"])
+        assert await writer.read("users:all", names) == ["bob"]
+        assert [event.signal for event in writer.get_signals("cache.invalidate*")] == [
+            "cache.invalidate:users:1",  # the writer's own: not acted on again
+            "cache.invalidate:users:all",  # the cascade's
+            "cache.invalidate.external:users:all",  # acted on
+        ]
+
+
+async def test_writers_sharing_a_sink_with_a_broad_pattern_do_not_echo() -> None:
+    """Two writers listening to "cache.invalidate*" on one sink each act once on an invalidation and never on
+    each other's cache.invalidate.external:* reports (no ping-pong up to the sink's depth guard)."""
+    shared = SignalSink()
+    async with (
+        SqliteSingleWriter(":memory:", signals=shared) as a,
+        SqliteSingleWriter(":memory:", signals=shared) as b,
+    ):
+        a.enable_signal_driven_invalidation(shared, "cache.invalidate*")
+        b.enable_signal_driven_invalidation(shared, "cache.invalidate*")
+        shared.emit("cache.invalidate:users:1")
+        assert shared.count("cache.invalidate.external:*") == 2
+        a.invalidate_cache("users:2")  # b acts on a's own invalidation, a does not
+        assert [event.signal for event in shared.sense("cache.invalidate*")][-2:] == [
+            "cache.invalidate:users:2",
+            "cache.invalidate.external:users:2",
+        ]
+        assert shared.count("cache.invalidate.external:*") == 3
+        assert shared.subscriber_errors == 0
+
+
+async def test_memory_reader_calling_the_writer_from_a_child_task_raises() -> None:
+    """A task started by an in-memory reader inherits its place in the writer's turn: a write, a flush, a read
+    or a query from it raises RuntimeError instead of waiting forever for the reader that waits for it."""
+    async with SqliteSingleWriter(":memory:") as writer:
+        await writer.write("CREATE TABLE items (id INTEGER PRIMARY KEY, value INTEGER)")
+        assert await writer.query(count_items) == 0  # the read connection is open: no thread call below
+        calls = {
+            "write": lambda: writer.write("INSERT INTO items (value) VALUES (1)"),
+            "write_many": lambda: writer.write_many("INSERT INTO items (value) VALUES (?)", [(1,)]),
+            "flush_writes": writer.flush_writes,
+            "read": lambda: writer.read("nested", count_items),
+            "query": lambda: writer.query(count_items),
+        }
+
+        async def errors_in_a_child(call: Callable[[], Awaitable[object]]) -> list[RuntimeError]:
+            errors: list[RuntimeError] = []
+
+            async def attempt() -> None:
+                try:
+                    await call()
+                except RuntimeError as error:
+                    errors.append(error)
+
+            async def in_child(connection: SqliteConnection) -> int:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(attempt)
+                return 1
+
+            with anyio.move_on_after(60) as scope:  # no thread call runs while a deadlock would wait
+                assert await writer.query(in_child) == 1
+            assert not scope.cancelled_caught
+            return errors
+
+        for name, call in calls.items():
+            errors = await errors_in_a_child(call)
+            assert len(errors) == 1 and "inside one of its reads" in str(errors[0]), name
+        assert await writer.read("after", count_items) == 0  # the writer carries on
+        assert await writer.write("INSERT INTO items (value) VALUES (2)") == 1
+
+
+async def test_a_task_left_behind_by_a_memory_reader_may_write_once_it_returned() -> None:
+    """The mark is for the duration of the read: a task the reader started elsewhere and that writes after the
+    reader returned is not refused."""
+    async with SqliteSingleWriter(":memory:") as writer:
+        await writer.write("CREATE TABLE items (id INTEGER PRIMARY KEY, value INTEGER)")
+        go = anyio.Event()
+        written: list[int] = []
+
+        async def later() -> None:
+            await go.wait()
+            written.append(await writer.write("INSERT INTO items (value) VALUES (1)"))
+
+        async with anyio.create_task_group() as tg:
+
+            async def starts(connection: SqliteConnection) -> int:
+                tg.start_soon(later)
+                return 1
+
+            assert await writer.query(starts) == 1
+            go.set()
+        assert written == [1]
+
+
+async def test_file_reader_may_write_through_its_writer(writer: SqliteSingleWriter) -> None:
+    """With a file database (WAL) a reader does not hold the writer's turn, so a write from it just runs."""
+
+    async def writes(connection: SqliteConnection) -> int:
+        await writer.write("INSERT INTO items (value) VALUES (2)")
+        return await count_items(connection)
+
+    assert await writer.query(writes) == 2

@@ -372,3 +372,24 @@ async def test_lifecycle_signals_of_every_kind(writer: SqliteSingleWriter) -> No
     ]
     assert all(event.signal.endswith("ms") for event in events if ".done:" in event.signal)
     assert any(event.signal == "query.done" for event in events)
+
+
+@pytest.mark.skipif(sqlite3.sqlite_version_info < (3, 35), reason="RETURNING needs SQLite 3.35")
+async def test_returning_statements_report_their_rows(writer: SqliteSingleWriter) -> None:
+    """A statement with RETURNING reports the rows it changed (not 0), in every kind of write; rows changed by
+    a trigger are not counted, as for any other statement."""
+    await writer.write("CREATE TABLE log (value INTEGER)")
+    await writer.write("CREATE TRIGGER logged AFTER INSERT ON items BEGIN INSERT INTO log VALUES (new.value); END")
+    assert await writer.write("INSERT INTO items (value) SELECT value FROM json_each('[1,2,3]') RETURNING id") == 3
+    assert await writer.write("UPDATE items SET value = value + 10 RETURNING value") == 3
+    assert await writer.write_batch([("DELETE FROM items WHERE value = 11 RETURNING id", None)]) == 1
+    assert (
+        await writer.write_batch(
+            [("INSERT INTO items (value) VALUES (?) RETURNING id", (20,)), ("DELETE FROM log RETURNING value", None)],
+            transactional=False,
+        )
+        == 5  # one insert, then the four log rows the trigger wrote
+    )
+    assert await writer.write("INSERT INTO items (value) VALUES (1)") == 1  # the trigger's row not counted
+    assert await values(writer) == [12, 13, 20, 1]
+    assert [record.rows for record in writer.get_write_snapshot()][-5:] == [3, 3, 1, 5, 1]

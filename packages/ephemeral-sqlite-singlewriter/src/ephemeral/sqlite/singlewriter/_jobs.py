@@ -66,9 +66,17 @@ def _in_transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Conn
 
 
 def _changed(cursor: sqlite3.Cursor) -> int:
-    rows = cursor.rowcount
-    cursor.close()
-    return rows if rows > 0 else 0  # -1 for statements that change no rows (DDL)
+    try:
+        if cursor.description is not None:
+            # A statement that returns rows (``... RETURNING``, or a SELECT) has only taken its first
+            # step: ``rowcount`` is counted as its rows are stepped through, so step through them all
+            # (one at a time, nothing kept). SQLite made every change at the first step.
+            for _ in cursor:
+                pass
+        rows = cursor.rowcount
+    finally:
+        cursor.close()
+    return rows if rows > 0 else 0  # -1 for statements that change no rows (DDL, SELECT)
 
 
 def write_one(sql: str, params: Bound, connection: sqlite3.Connection) -> tuple[int, int]:

@@ -7,15 +7,18 @@ import itertools
 import os
 import sqlite3
 import threading
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextvars import ContextVar
 from datetime import timedelta
 from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from ephemeral.core import (
@@ -26,6 +29,7 @@ from ephemeral.core import (
     SignalEvent,
     SignalSink,
     Subscription,
+    next_id,
     to_seconds,
 )
 
@@ -33,7 +37,7 @@ from . import _jobs as jobs
 from ._connection import ReadPool, SqliteConnection, SqlParams, bind_params, close_quietly, open_connection
 from ._options import SqliteSingleWriterOptions
 from ._stats import SqliteSingleWriterStats, SqliteWriteRecord
-from ._target import DatabaseTarget, resolve_target
+from ._target import MEMORY, DatabaseTarget, resolve_target
 
 __all__ = ("SqliteSingleWriter", "SqliteSingleWriterStats", "SqliteWriteRecord")
 
@@ -46,8 +50,24 @@ _CACHE_SINK_SAMPLING = 1 << 62
 
 _ids = itertools.count(1)
 _registry: dict[str, SqliteSingleWriter] = {}
-_registry_lock = threading.Lock()
-_own_emit = threading.local()  # .writer: the writer emitting an invalidation signal it must not react to
+_registry_lock = threading.RLock()  # re-entered: get_or_create holds it while _setup claims a memory name
+#: The writer of each named in-memory database (guarded by ``_registry_lock``): SQLite's shared-cache
+#: table locks ignore busy_timeout, so two writers on one would fail each other's reads and writes.
+_memory_writers: weakref.WeakValueDictionary[str, SqliteSingleWriter] = weakref.WeakValueDictionary()
+_EXTERNAL = "cache.invalidate.external"
+
+
+class _ReadMark:
+    """Marks the context (task, and the child tasks it starts) running a reader of ``writer``."""
+
+    __slots__ = ("active", "writer")
+
+    def __init__(self, writer: SqliteSingleWriter) -> None:
+        self.writer = writer
+        self.active = True  # False once the reader returned: a task it left behind is no longer inside it
+
+
+_reads: ContextVar[tuple[_ReadMark, ...]] = ContextVar("ephemeral_sqlite_singlewriter_reads", default=())
 
 
 def _cache_key(key: object, name: str = "cache_key") -> str:
@@ -145,10 +165,32 @@ class SqliteSingleWriter:
         self._queries = 0
         self._loads = 0
         self._active_reads = 0
-        self._reads_idle: anyio.Event | None = None
+        self._own_events: list[SignalEvent[Any]] = []  # the invalidation signals being emitted by this writer
+        self._loop: anyio.lowlevel.EventLoopToken | None = None  # the event loop of the first use
         self._closing = False
+        self._finishing = False
         self._closed: anyio.Event | None = None
         self._registry_key = None
+        self._claim_memory_name()
+
+    def _claim_memory_name(self) -> None:
+        target = self._target
+        if not target.is_memory or target.identity == MEMORY:
+            return  # a file, or a private in-memory database with a name of its own
+        with _registry_lock:
+            holder = _memory_writers.get(target.identity)
+            if holder is not None and not holder._finishing:
+                raise ValueError(
+                    f"path: the in-memory database {target.identity!r} already has a writer ({holder._id}); "
+                    "share that one (SqliteSingleWriter.get_or_create gives every caller the same writer) "
+                    "or close it first"
+                )
+            _memory_writers[target.identity] = self
+
+    def _release_memory_name(self) -> None:
+        with _registry_lock:
+            if _memory_writers.get(self._target.identity) is self:
+                del _memory_writers[self._target.identity]
 
     # -- sharing ------------------------------------------------------------------------------
 
@@ -160,7 +202,8 @@ class SqliteSingleWriter:
 
         Every caller asking for the same database gets the same instance, so all their writes share
         one queue. Closing it deregisters it; a later call creates a fresh one. ``":memory:"`` names one
-        shared in-memory database.
+        shared in-memory database. The writer belongs to the event loop that first uses it: close it
+        before that loop ends (a later ``anyio.run`` asking for it gets ``RuntimeError``).
 
         Args:
             path: As for the constructor.
@@ -170,6 +213,8 @@ class SqliteSingleWriter:
             ValueError: A writer for this database exists with different options (they cannot
                 change once it runs), or ``path`` cannot be used.
             TypeError: An argument has the wrong type.
+            RuntimeError: The shared writer of this database was used in another event loop and is
+                still open.
         """
         target = resolve_target(path)
         if options is not None and not isinstance(options, SqliteSingleWriterOptions):
@@ -182,6 +227,7 @@ class SqliteSingleWriter:
                         f"options: the shared writer of {target.identity!r} already runs with {existing._options!r}; "
                         "close it first or ask with the same options (or None)"
                     )
+                existing._check_loop()
                 return cast(_Self, existing)
             writer = cls.__new__(cls)
             writer._setup(target, options, None)
@@ -215,8 +261,10 @@ class SqliteSingleWriter:
             sqlite3.Error: The database cannot be opened or set up.
         """
         self._check_accepting()
+        self._check_loop()
         if self._writer is None:
             async with self._lock:
+                self._check_accepting()  # closing may have begun (and finished) while this waited
                 if self._writer is None:
                     await self._open_writer()
 
@@ -235,21 +283,53 @@ class SqliteSingleWriter:
         """Refuse new calls, let every accepted write and read finish, then close every connection.
 
         Also stops signal-driven invalidation, empties the cache and deregisters a shared writer.
-        Idempotent; a second caller waits for the first to finish. Shielded from cancellation, so the
-        connections are closed whatever happens.
+        Idempotent; every caller returns once the connections are closed. The wait for the accepted
+        calls can be cancelled (``anyio.move_on_after`` around ``aclose`` bounds it): the writer stays
+        closed to new calls, and the last accepted call to finish closes the connections. The closing
+        itself is shielded from cancellation, so the connections are closed whatever happens.
+
+        Raises:
+            RuntimeError: Called from inside a read of this writer (the read would wait for the close,
+                which waits for the read), or from another event loop while calls are in flight there.
         """
-        if self._closed is not None:
-            await self._closed.wait()
+        if self._inside_read():
+            raise RuntimeError(
+                f"aclose() of SqliteSingleWriter {self._id} was called from inside one of its reads: the close "
+                "would wait for that read to finish, and the read for the close; close it after the reader returns"
+            )
+        if self._closed is not None and self._closed.is_set():
             return
-        self._closed = anyio.Event()
-        self._closing = True
-        self._deregister()
+        # A writer left open by an event loop that has ended can still be closed from another one,
+        # as long as no call of its own loop is running (then there is nothing to wait for).
+        other_loop = self._loop is not None and self._loop != _current_loop()
+        if other_loop and not self._idle():
+            self._check_loop()  # raises: calls are still running in the writer's own loop
+        if not self._closing:
+            self._closing = True
+            self._deregister()
+        if self._closed is None or other_loop:
+            self._closed = anyio.Event()
+        closed = self._closed
+        if self._idle():
+            await self._finish(use_lock=not other_loop)
+        await closed.wait()
+
+    def _idle(self) -> bool:
+        return not self._active_reads and not self._pending_writes
+
+    async def _after_call(self) -> None:
+        """Once the last accepted call of a closing writer has finished, close the connections."""
+        if self._closing and self._idle():
+            await self._finish()
+
+    async def _finish(self, use_lock: bool = True) -> None:
+        """Close every connection (once, shielded from cancellation) and tell the waiting closers."""
+        if self._finishing:
+            return
+        self._finishing = True
         try:
             with anyio.CancelScope(shield=True):
-                if self._active_reads:
-                    self._reads_idle = anyio.Event()
-                    await self._reads_idle.wait()
-                async with self._lock:  # FIFO: behind every accepted write
+                async with self._lock if use_lock else nullcontext():  # open() or flush_writes may hold it
                     for subscription in list(self._subscriptions):
                         subscription.close()
                     connections = self._pool.detach_idle()
@@ -259,7 +339,9 @@ class SqliteSingleWriter:
                     self._cache.clear()
                     await anyio.to_thread.run_sync(close_quietly, connections)
         finally:
-            self._closed.set()
+            self._release_memory_name()
+            if self._closed is not None:
+                self._closed.set()
 
     @property
     def closed(self) -> bool:
@@ -270,6 +352,36 @@ class SqliteSingleWriter:
         if self._closing:
             raise anyio.ClosedResourceError(f"SqliteSingleWriter {self._id} is closed")
 
+    def _check_loop(self) -> None:
+        """Bind the writer to the event loop of its first use; refuse use from any other loop."""
+        try:
+            loop = _current_loop()
+        except RuntimeError:
+            return  # get_or_create outside any event loop: the first use binds it
+        if self._loop is None:
+            self._loop = loop
+        elif loop != self._loop:
+            shared = " (the shared writer from get_or_create)" if self._registry_key is not None else ""
+            raise RuntimeError(
+                f"SqliteSingleWriter {self._id}{shared} of {self._target.identity!r} belongs to the event loop "
+                "that first used it, and this is another one; close it (await writer.aclose()) before that "
+                "loop ends, so that the next run gets a fresh writer"
+            )
+
+    def _inside_read(self) -> bool:
+        """Whether this task (or the task that started it) is running a reader of this writer."""
+        return any(mark.writer is self and mark.active for mark in _reads.get())
+
+    def _refuse_in_memory_read(self, call: str) -> None:
+        # With an in-memory database a running reader holds the writer's turn (the lock): a call that
+        # waits for that turn from inside the reader (or a task it started) would wait forever.
+        if self._target.is_memory and self._inside_read():
+            raise RuntimeError(
+                f"{call} on the in-memory SqliteSingleWriter {self._id} was called from inside one of its "
+                "reads, which holds the writer's turn until it returns: it would wait forever. Call it after "
+                "the reader returns"
+            )
+
     # -- signals ------------------------------------------------------------------------------
 
     def _sampled(self) -> bool:
@@ -277,19 +389,25 @@ class SqliteSingleWriter:
         return calls % self._rate == self._phase
 
     def _emit_own(self, signal: str, key: str) -> None:
-        """Emit an invalidation signal that this writer's own subscriptions must ignore."""
-        outer = getattr(_own_emit, "writer", None)
-        _own_emit.writer = self
+        """Emit an invalidation signal that this writer's own subscriptions must ignore (that event only).
+
+        Subscribers run inside ``emit``, so while it runs the event is on ``_own_events``; a signal some
+        subscriber emits in reaction (a cascade) is another event, and this writer does react to it.
+        """
+        event: SignalEvent[Any] = SignalEvent(signal, next_id(), key, self._signals.now())
+        self._own_events.append(event)
         try:
-            self._emit(signal, key)
+            self._emit(event)
         finally:
-            _own_emit.writer = outer
+            self._own_events.pop()
 
     # -- writing ------------------------------------------------------------------------------
 
     async def _submit(self, kind: str, job: Callable[[sqlite3.Connection], tuple[T, int]]) -> T:
         """Queue ``job`` behind every write already accepted and run it on the write connection."""
         self._check_accepting()
+        self._check_loop()
+        self._refuse_in_memory_read(kind)
         write_id = self._write_ids = self._write_ids + 1
         sampled = self._sampled()
         key = str(write_id)
@@ -315,6 +433,7 @@ class SqliteSingleWriter:
                 return cast(T, result)
         finally:
             self._pending_writes -= 1
+            await self._after_call()
 
     def _failed(self, write_id: int, kind: str, duration: float, error: Exception) -> None:
         name = type(error).__name__
@@ -330,12 +449,16 @@ class SqliteSingleWriter:
             params: A sequence (``?``) or a mapping (``:name``), or None.
 
         Returns:
-            The rows it inserted, updated or deleted (0 for statements that change none).
+            The rows it inserted, updated or deleted (0 for statements that change none); with
+            ``RETURNING`` too (the returned rows are stepped through and dropped). Rows changed by
+            triggers are not counted.
 
         Raises:
             TypeError: ``sql`` is not a str, or ``params`` neither a sequence, a mapping nor None.
             anyio.ClosedResourceError: The writer is closed.
             sqlite3.Error: Whatever SQLite raised (``IntegrityError`` for a violated constraint, ...).
+            RuntimeError: Called from inside a read of an in-memory writer (it would wait forever), or
+                from an event loop other than the writer's.
         """
         jobs.check_sql(sql)
         return await self._submit(jobs.WRITE, partial(jobs.write_one, sql, bind_params(params)))
@@ -425,7 +548,13 @@ class SqliteSingleWriter:
         return rows
 
     async def flush_writes(self) -> None:
-        """Wait until every write accepted before this call has finished (successfully or not)."""
+        """Wait until every write accepted before this call has finished (successfully or not).
+
+        Raises:
+            RuntimeError: Called from inside a read of an in-memory writer (it would wait forever).
+        """
+        self._check_loop()
+        self._refuse_in_memory_read("flush_writes")
         sampled = self._sampled()
         if sampled:
             self._emit("write.flush.start")
@@ -443,8 +572,7 @@ class SqliteSingleWriter:
             yield
         finally:
             self._active_reads -= 1
-            if not self._active_reads and self._reads_idle is not None:
-                self._reads_idle.set()
+            await self._after_call()
 
     def _read_guard(self) -> AbstractAsyncContextManager[object]:
         # SQLite's shared cache (how the writer and its readers share an in-memory database) locks
@@ -453,15 +581,22 @@ class SqliteSingleWriter:
         return self._lock if self._target.is_memory else nullcontext()
 
     async def _run_reader(self, reader: Callable[[SqliteConnection], Awaitable[T]]) -> T:
+        self._refuse_in_memory_read("a read")
         if self._writer is None:  # the writer creates the database, and keeps an in-memory one alive
             async with self._lock:
                 if self._writer is None:
                     await self._open_writer()
         async with self._read_guard(), self._pool.connection() as connection:
-            result = reader(connection)
-            if not inspect.isawaitable(result):
-                raise TypeError(f"reader must be an async function of the connection, it returned {result!r}")
-            return await result
+            mark = _ReadMark(self)
+            token = _reads.set((*_reads.get(), mark))
+            try:
+                result = reader(connection)
+                if not inspect.isawaitable(result):
+                    raise TypeError(f"reader must be an async function of the connection, it returned {result!r}")
+                return await result
+            finally:
+                mark.active = False
+                _reads.reset(token)
 
     async def read(
         self,
@@ -501,6 +636,7 @@ class SqliteSingleWriter:
                 if sampled:
                     self._emit(f"cache.hit:{key}", key)
                 return cast(T, value)
+        self._check_loop()
         if sampled:
             self._emit(f"cache.miss:{key}", key)
         loaded = False
@@ -541,6 +677,7 @@ class SqliteSingleWriter:
         self._check_accepting()
         if not callable(reader):
             raise TypeError(f"reader must be an async function of the connection, got {reader!r}")
+        self._check_loop()
         self._queries += 1
         sampled = self._sampled()
         if sampled:
@@ -580,7 +717,9 @@ class SqliteSingleWriter:
         (``cache.invalidate:users:42`` -> ``users:42``), or the signal's ``key`` when the name has no
         ``:``, and the writer emits ``cache.invalidate.external:{key}``. The signals may be emitted
         from any thread; the invalidation runs on the loop this method was called from. The writer
-        ignores the invalidation signals it emits itself.
+        ignores each invalidation signal it emits itself (that very event: a signal a subscriber emits
+        in reaction to it is acted on) and every ``cache.invalidate.external:*`` signal (another
+        writer's report of what it did), so writers sharing a sink never echo each other.
 
         Args:
             sink: The sink to listen to (it may be the writer's own).
@@ -595,6 +734,7 @@ class SqliteSingleWriter:
             RuntimeError: Called outside an event loop.
         """
         self._check_accepting()
+        self._check_loop()
         if not isinstance(sink, SignalSink):
             raise TypeError(f"sink must be a SignalSink, got {sink!r}")
         wanted = PatternSet(patterns)
@@ -603,9 +743,15 @@ class SqliteSingleWriter:
         binding = LoopBinding()
 
         def on_signal(event: SignalEvent[Any]) -> None:
-            if getattr(_own_emit, "writer", None) is self or self._closing or not wanted.matches(event.signal):
+            name, _, rest = event.signal.partition(":")
+            if (
+                self._closing
+                or name == _EXTERNAL
+                or not wanted.matches(event.signal)
+                or any(own is event for own in self._own_events)
+            ):
                 return
-            key = event.signal.partition(":")[2] or event.key
+            key = rest or event.key
             if key:
                 binding.call(partial(self._invalidate_external, key))
 
@@ -684,3 +830,11 @@ class SqliteSingleWriter:
     def __repr__(self) -> str:
         state = "closed" if self._closing else "open" if self._writer is not None else "not yet opened"
         return f"<SqliteSingleWriter {self._id} {self._target.identity!r} {state}>"
+
+
+def _current_loop() -> anyio.lowlevel.EventLoopToken:
+    """The running event loop's token; RuntimeError outside one."""
+    try:
+        return anyio.lowlevel.current_token()
+    except Exception as error:  # anyio raises a backend-specific error (sniffio's) outside a loop
+        raise RuntimeError("no running event loop") from error
