@@ -21,7 +21,7 @@ EXPECTED = {
     "SignalFilter", "SignalPropagation", "SignalRetractedEvent", "SignalRouter", "SignalSink", "SignalSource",
     "SignalStage", "SignalTransform", "SignalWaveExecutor", "StageResult", "StageTriggerTimeoutError",
     "StagedPipeline", "StagedPipelineBuilder", "StringPatternMatcher", "Subscription", "TimeBase", "TypedSignalSink",
-    "ack_pattern_for", "call_isolated", "close_task_group", "compile_pattern", "current_operation",
+    "ack_pattern_for", "call_isolated", "check_int", "close_task_group", "compile_pattern", "current_operation",
     "derived_identifier",
     "ephemeral_for_each", "loop_clock",
     "next_id", "open_task_group", "quote_identifier", "subscribe_to_pattern", "to_seconds", "utc_now",

@@ -28,3 +28,14 @@ def test_derived_identifiers_stay_within_the_limit_and_unique() -> None:
     first, second = derived_identifier("idx_", long_a, "_updated"), derived_identifier("idx_", long_b, "_updated")
     assert len(first) == len(second) == 63 and first != second
     assert first.startswith("idx_aaa") and first.endswith("_updated")
+
+
+def test_check_int_names_the_argument() -> None:
+    from ephemeral.core import check_int
+
+    assert check_int(3, "size") == 3
+    assert check_int(0, "retries", 0) == 0
+    with pytest.raises(TypeError, match="size must be an int"):
+        check_int(True, "size")
+    with pytest.raises(ValueError, match="size must be >= 1, got 0"):
+        check_int(0, "size")

@@ -17,6 +17,7 @@ from ._cache import (
     EphemeralLruCache as EphemeralLruCache,
     EphemeralLruCacheOptions as EphemeralLruCacheOptions,
 )
+from ._checks import check_int as check_int
 from ._clock import TimeBase as TimeBase, loop_clock as loop_clock, to_seconds as to_seconds, utc_now as utc_now
 from ._coordinator import (
     CoordinatorBase as CoordinatorBase,
@@ -198,6 +199,7 @@ __all__ = (
     "TypedSignalSink",
     "ack_pattern_for",
     "call_isolated",
+    "check_int",
     "close_task_group",
     "compile_pattern",
     "current_operation",

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import anyio
 
+from ._checks import check_int
 from ._clock import loop_clock, to_seconds
 from ._events import SignalEvent
 from ._sink import SignalSink
@@ -26,14 +27,6 @@ V = TypeVar("V")
 SIGNAL_WINDOW_AGE = 300.0
 
 _monotonic = time.monotonic
-
-
-def _int_at_least(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,9 +70,9 @@ class EphemeralLruCacheOptions:
         to_seconds(self.hot_key_extension, "hot_key_extension")
         if self.absolute_expiration is not None:
             to_seconds(self.absolute_expiration, "absolute_expiration")
-        _int_at_least("hot_access_threshold", self.hot_access_threshold, 1)
-        _int_at_least("max_size", self.max_size, 1)
-        _int_at_least("sample_rate", self.sample_rate, 1)
+        check_int(self.hot_access_threshold, "hot_access_threshold")
+        check_int(self.max_size, "max_size")
+        check_int(self.sample_rate, "sample_rate")
         if self.signals is not None and not isinstance(self.signals, SignalSink):
             raise TypeError(f"signals must be a SignalSink or None, got {self.signals!r}")
         if self.clock is not None and not callable(self.clock):

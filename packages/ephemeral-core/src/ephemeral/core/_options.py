@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
+from ._checks import check_int
 from ._clock import to_seconds
 from ._events import SignalConstraints, SignalEvent, SignalRetractedEvent
 from ._matcher import PatternSet
@@ -16,13 +17,6 @@ from ._sink import SignalSink
 __all__ = ("DEFAULT_DRAIN_SIGNALS", "EphemeralOptions")
 
 DEFAULT_DRAIN_SIGNALS = frozenset({"coordinator.drain.all", "coordinator.drain.id", "coordinator.drain.pattern"})
-
-
-def _positive_int(name: str, value: object, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 def _callable_or_none(name: str, value: object) -> None:
@@ -100,14 +94,14 @@ class EphemeralOptions:
     listens: Iterable[str] | None = None
 
     def __post_init__(self) -> None:
-        _positive_int("max_concurrency", self.max_concurrency)
-        _positive_int("max_concurrency_per_key", self.max_concurrency_per_key)
-        _positive_int("max_tracked_operations", self.max_tracked_operations)
-        _positive_int("operation_echo_capacity", self.operation_echo_capacity)
-        _positive_int("fair_scheduling_threshold", self.fair_scheduling_threshold)
-        _positive_int("max_concurrent_signal_handlers", self.max_concurrent_signal_handlers)
-        _positive_int("max_queued_signals", self.max_queued_signals)
-        _positive_int("max_defer_attempts", self.max_defer_attempts, minimum=0)
+        check_int(self.max_concurrency, "max_concurrency")
+        check_int(self.max_concurrency_per_key, "max_concurrency_per_key")
+        check_int(self.max_tracked_operations, "max_tracked_operations")
+        check_int(self.operation_echo_capacity, "operation_echo_capacity")
+        check_int(self.fair_scheduling_threshold, "fair_scheduling_threshold")
+        check_int(self.max_concurrent_signal_handlers, "max_concurrent_signal_handlers")
+        check_int(self.max_queued_signals, "max_queued_signals")
+        check_int(self.max_defer_attempts, "max_defer_attempts", 0)
         for name in ("enable_dynamic_concurrency", "enable_operation_echo", "enable_fair_scheduling"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")

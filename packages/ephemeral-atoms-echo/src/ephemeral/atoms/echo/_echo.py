@@ -21,6 +21,7 @@ from ephemeral.core import (
     Subscription,
     TypedSignalSink,
     call_isolated,
+    check_int,
     compile_pattern,
     current_operation,
     loop_clock,
@@ -42,14 +43,6 @@ _AtomSelf = TypeVar("_AtomSelf", bound="OperationEchoAtom[Any]")
 _MakerSelf = TypeVar("_MakerSelf", bound="OperationEchoMaker[Any]")
 
 _log = logging.getLogger("ephemeral.atoms.echo")
-
-
-def _int_at_least(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _is_async_callable(value: object) -> bool:
@@ -156,8 +149,8 @@ class OperationEchoMakerOptions(Generic[P]):
             raise TypeError(f"capture_predicate must be callable or None, got {self.capture_predicate!r}")
         if not isinstance(self.capture_activation_signal, bool):
             raise TypeError(f"capture_activation_signal must be a bool, got {self.capture_activation_signal!r}")
-        _int_at_least("max_tracked_operations", self.max_tracked_operations, 1)
-        _int_at_least("max_captures_per_operation", self.max_captures_per_operation, 1)
+        check_int(self.max_tracked_operations, "max_tracked_operations")
+        check_int(self.max_captures_per_operation, "max_captures_per_operation")
         if self.max_capture_age is not None:
             to_seconds(self.max_capture_age, "max_capture_age")
 

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from ephemeral.core import EphemeralLruCache, EphemeralLruCacheOptions, SignalEvent, SignalSink, to_seconds
+from ephemeral.core import EphemeralLruCache, EphemeralLruCacheOptions, SignalEvent, SignalSink, check_int, to_seconds
 
 __all__ = ("SlidingCacheAtom", "SlidingCacheStats")
 
@@ -48,14 +48,6 @@ class SlidingCacheStats:
     hit_rate: float
     computes: int
     compute_errors: int
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 class SlidingCacheAtom(Generic[K, R]):
@@ -117,13 +109,13 @@ class SlidingCacheAtom(Generic[K, R]):
             raise TypeError(f"compute must be an async callable taking a key, got {compute!r}")
         sliding = to_seconds(sliding_expiration, "sliding_expiration")
         absolute = None if absolute_expiration is None else to_seconds(absolute_expiration, "absolute_expiration")
-        _positive_int("max_size", max_size)
+        check_int(max_size, "max_size")
         if signals is not None and not isinstance(signals, SignalSink):
             raise TypeError(f"signals must be a SignalSink or None, got {signals!r}")
         if max_concurrency is not None:
-            _positive_int("max_concurrency", max_concurrency)
-        _positive_int("hot_access_threshold", hot_access_threshold)
-        _positive_int("sample_rate", sample_rate)
+            check_int(max_concurrency, "max_concurrency")
+        check_int(hot_access_threshold, "hot_access_threshold")
+        check_int(sample_rate, "sample_rate")
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable or None, got {clock!r}")
         self._compute = compute

@@ -23,6 +23,7 @@ from ephemeral.core import (
     SignalFilter,
     SignalSink,
     Subscription,
+    check_int,
     close_task_group,
     loop_clock,
     next_id,
@@ -63,14 +64,6 @@ class WindowStats(NamedTuple):
     pending_flush: int
     total_flushed: int
     dropped: int
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 class PersistentSignalWindow:
@@ -118,11 +111,11 @@ class PersistentSignalWindow:
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         self._interval = to_seconds(flush_interval, "flush_interval")
-        self._chunk = _positive_int("max_signals_per_flush", max_signals_per_flush)
-        self._max_window_size = _positive_int("max_window_size", max_window_size)
+        self._chunk = check_int(max_signals_per_flush, "max_signals_per_flush")
+        self._max_window_size = check_int(max_window_size, "max_window_size")
         self._max_age = to_seconds(window_max_age, "window_max_age")
-        self._rate = _positive_int("sample_rate", sample_rate)
-        self._max_pending = _positive_int("max_pending", max_pending)
+        self._rate = check_int(sample_rate, "sample_rate")
+        self._max_pending = check_int(max_pending, "max_pending")
         if not callable(now):
             raise TypeError(f"now must be callable, got {now!r}")
         if not isinstance(sample := now(), datetime) or sample.utcoffset() is None:

@@ -5,19 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ephemeral.core import to_seconds
+from ephemeral.core import check_int, to_seconds
 
 __all__ = ("SqliteSingleWriterOptions",)
 
 #: SQLite takes the busy timeout in milliseconds, as a 32-bit int.
 _MAX_BUSY_MS = 2**31 - 1
-
-
-def _int_at_least(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 def _flag(name: str, value: object) -> None:
@@ -66,11 +59,11 @@ class SqliteSingleWriterOptions:
     read_connections: int = 4
 
     def __post_init__(self) -> None:
-        _int_at_least("cache_size_limit", self.cache_size_limit, 1)
-        _int_at_least("hot_access_threshold", self.hot_access_threshold, 1)
-        _int_at_least("max_tracked_writes", self.max_tracked_writes, 1)
-        _int_at_least("sample_rate", self.sample_rate, 1)
-        _int_at_least("read_connections", self.read_connections, 1)
+        check_int(self.cache_size_limit, "cache_size_limit")
+        check_int(self.hot_access_threshold, "hot_access_threshold")
+        check_int(self.max_tracked_writes, "max_tracked_writes")
+        check_int(self.sample_rate, "sample_rate")
+        check_int(self.read_connections, "read_connections")
         _flag("enable_write_ahead_logging", self.enable_write_ahead_logging)
         _flag("enforce_foreign_keys", self.enforce_foreign_keys)
         durations = {
