@@ -36,12 +36,14 @@ from psycopg_pool import AsyncConnectionPool
 from ephemeral.atoms.data import DataStorageConfig
 from ephemeral.atoms.data_postgres import PostgresDataStorageAtom
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from storage_common import TASKS, in_tasks
+
 TABLE = "ephemeral_bench_storage"
 UPSERT = (
     f'INSERT INTO "public"."{TABLE}" (key, value) VALUES (%s, %s::jsonb) '
     "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"
 )
-TASKS = 50
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 #: A contender: ``run(dsn, n)`` saves n values and returns the seconds the saves took.
@@ -71,15 +73,8 @@ async def atom_enqueue(dsn: str, n: int, batching: bool = True) -> float:
 
 async def atom_tasks(dsn: str, n: int, batching: bool = True) -> float:
     async with PostgresDataStorageAtom[str, Any](None, config(batching, n), dsn) as storage:
-
-        async def worker(offset: int) -> None:
-            for i in range(offset, n, TASKS):
-                await storage.save(key(i), value(i))
-
         start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for t in range(TASKS):
-                tg.start_soon(worker, t)
+        await in_tasks(n, lambda i: storage.save(key(i), value(i)))
         return time.perf_counter() - start
 
 
@@ -102,15 +97,8 @@ async def psycopg_per_save(dsn: str, n: int) -> float:
 
 async def psycopg_tasks_one_connection(dsn: str, n: int) -> float:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-
-        async def worker(offset: int) -> None:
-            for i in range(offset, n, TASKS):
-                await conn.execute(UPSERT, (key(i), json.dumps(value(i))))
-
         start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for t in range(TASKS):
-                tg.start_soon(worker, t)
+        await in_tasks(n, lambda i: conn.execute(UPSERT, (key(i), json.dumps(value(i)))))
         return time.perf_counter() - start
 
 
@@ -119,15 +107,12 @@ async def psycopg_tasks_pool(dsn: str, n: int) -> float:
     async with pool:
         await pool.wait()
 
-        async def worker(offset: int) -> None:
-            for i in range(offset, n, TASKS):
-                async with pool.connection() as conn:
-                    await conn.execute(UPSERT, (key(i), json.dumps(value(i))))
+        async def save(i: int) -> None:
+            async with pool.connection() as conn:
+                await conn.execute(UPSERT, (key(i), json.dumps(value(i))))
 
         start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for t in range(TASKS):
-                tg.start_soon(worker, t)
+        await in_tasks(n, save)
         return time.perf_counter() - start
 
 

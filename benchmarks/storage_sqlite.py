@@ -33,6 +33,9 @@ import anyio
 from ephemeral.atoms.data import DataStorageConfig
 from ephemeral.atoms.data_sqlite import SqliteDataStorageAtom
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from storage_common import TASKS, in_tasks
+
 UPSERT = (
     "INSERT INTO data (key, value) VALUES (?, ?) "
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = CURRENT_TIMESTAMP"
@@ -41,7 +44,6 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS data (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL, "
     "created_at TEXT DEFAULT CURRENT_TIMESTAMP, updated_at TEXT DEFAULT CURRENT_TIMESTAMP)"
 )
-TASKS = 50
 
 
 def rows(n: int) -> list[tuple[str, str]]:
@@ -62,14 +64,7 @@ async def atom_enqueue(path: Path, n: int, batching: bool = True) -> None:
 
 async def atom_tasks(path: Path, n: int) -> None:
     async with SqliteDataStorageAtom[str, Any](None, DataStorageConfig(database_name="data"), path) as storage:
-
-        async def worker(offset: int) -> None:
-            for i in range(offset, n, TASKS):
-                await storage.save(f"key-{i % 100}", value(i))
-
-        async with anyio.create_task_group() as tg:
-            for t in range(TASKS):
-                tg.start_soon(worker, t)
+        await in_tasks(n, lambda i: storage.save(f"key-{i % 100}", value(i)))
 
 
 async def aiosqlite_per_statement(path: Path, n: int) -> None:
