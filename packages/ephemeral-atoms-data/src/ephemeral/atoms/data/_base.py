@@ -181,7 +181,6 @@ class DataStorageAtomBase(Generic[K, V]):
         self._task_group: Any = None
         self._closing = False
         self._open_batch: _Batch | None = None  # the newest batch, still taking writes
-        self._last: _Batch | None = None  # the newest batch or clear accepted
         self._running: _Batch | None = None
         self._pending: dict[str, _Write] = {}  # key -> its newest write not yet stored
         self._unwritten = 0
@@ -339,7 +338,6 @@ class DataStorageAtomBase(Generic[K, V]):
 
     def _queue_batch(self, batch: _Batch) -> None:
         self._queue.append(batch)
-        self._last = batch
         self._wake_writer()
 
     def _wake_writer(self) -> None:
@@ -419,9 +417,8 @@ class DataStorageAtomBase(Generic[K, V]):
 
     async def flush(self) -> None:
         """Wait until every write accepted so far is stored (or has failed)."""
-        last = self._last
-        if last is not None:
-            await last.done.wait()
+        if self._queue:  # batches leave the queue once done, in order: the newest one finishes last
+            await self._queue[-1].done.wait()
 
     async def clear(self) -> int:
         """Remove every stored key, after the writes accepted before it; return how many were removed."""
