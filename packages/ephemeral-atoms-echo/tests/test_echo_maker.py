@@ -23,12 +23,12 @@ from ephemeral.core import (
     EphemeralOperationSnapshot,
     EphemeralOptions,
     EphemeralWorkCoordinator,
-    EventHook,
     OperationStatus,
     SignalEvent,
     TypedSignalSink,
     current_operation,
 )
+from ephemeral.core.lowlevel import EventHook
 
 WHEN = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from ephemeral.core import AtomBase, AtomStats, EphemeralOptions, EphemeralWorkCoordinator
+from ephemeral.core import AtomStats, EphemeralOptions, EphemeralWorkCoordinator
+from ephemeral.core.lowlevel import AtomBase
 
 
 class Doubler(AtomBase[EphemeralWorkCoordinator[int]]):

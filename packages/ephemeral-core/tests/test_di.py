@@ -20,7 +20,6 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from ephemeral.core import (
-    CoordinatorBase,
     CoordinatorClosedError,
     EphemeralKeyedWorkCoordinator,
     EphemeralOptions,
@@ -40,6 +39,7 @@ from ephemeral.core.di import (
     add_scoped_keyed_coordinator,
     ephemeral_lifespan,
 )
+from ephemeral.core.lowlevel import CoordinatorBase
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "fastapi_app.py"
 

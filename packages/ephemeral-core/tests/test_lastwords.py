@@ -18,8 +18,8 @@ from ephemeral.core import (
     LastWordsNoteAtom,
     SignalSink,
     current_operation,
-    utc_now,
 )
+from ephemeral.core.lowlevel import utc_now
 
 WHEN = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 

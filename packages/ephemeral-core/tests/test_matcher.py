@@ -8,7 +8,8 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ephemeral.core import GlobPattern, PatternSet, StringPatternMatcher, compile_pattern
+from ephemeral.core import GlobPattern, PatternSet, StringPatternMatcher
+from ephemeral.core.lowlevel import compile_pattern
 
 matches = StringPatternMatcher.matches
 matches_any = StringPatternMatcher.matches_any

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.core import (
-    CoordinatorBase,
     CoordinatorClosedError,
     EphemeralKeyedWorkCoordinator,
     EphemeralOptions,
@@ -18,6 +17,7 @@ from ephemeral.core import (
     PriorityWorkCoordinatorOptions,
     SignalSink,
 )
+from ephemeral.core.lowlevel import CoordinatorBase
 
 LANES = ("high", "normal", "low")
 durations = st.sampled_from([0.0, 0.01, 0.5, 2.0])

@@ -5,27 +5,21 @@ from __future__ import annotations
 import ephemeral.core
 
 EXPECTED = {
-    "ACKED_SIGNAL", "AtomBase", "AtomStats", "BlockReason", "CacheStats", "ContributorResult", "ContributorTracker",
-    "CoordinatorBase",
-    "CoordinatorClosedError", "CoordinatorMetrics", "DEFAULT_ACK_PATTERN", "DecayingReputationWindow", "Deferral",
+    "ACKED_SIGNAL", "AtomStats", "BlockReason", "CacheStats", "ContributorResult", "ContributorTracker",
+    "CoordinatorClosedError", "CoordinatorMetrics", "DEFAULT_ACK_PATTERN", "DecayingReputationWindow",
     "DependencyCoordinator", "DependencyExecutionError", "DependencyResult", "EXPIRED_SIGNAL", "EarlyExitResult",
     "EarlyExitResultCoordinator", "EphemeralKeyedWorkCoordinator", "EphemeralLruCache", "EphemeralLruCacheOptions",
     "EphemeralOperation", "EphemeralOperationSnapshot", "EphemeralOptions", "EphemeralResultCoordinator",
-    "EphemeralWorkCoordinator", "EventHook", "GlobPattern", "KeyedQueues", "LastWordsNote", "LastWordsNoteAtom",
-    "LoopBinding", "OperationEcho", "OperationStatus", "PatternSet", "PersistAtom", "Pinning", "PipelineResult",
-    "PipelineStage",
-    "PriorityKeyedWorkCoordinator", "PriorityLane", "PriorityWorkCoordinator", "PriorityWorkCoordinatorOptions",
-    "ProgressSignals", "QuorumResult", "ResponsibilitySignalManager", "ResponsibilitySnapshot",
-    "ResultUnavailableError", "ScopedSignalEmitter", "ScopedSignalKey", "SignalAggregate", "SignalAggregationWindow",
-    "SignalCommandMatch", "SignalConsensus", "SignalConstraints", "SignalContext", "SignalDispatcher", "SignalEvent",
-    "SignalFilter", "SignalPropagation", "SignalRetractedEvent", "SignalRouter", "SignalSink", "SignalSource",
-    "SignalStage", "SignalTransform", "SignalWaveExecutor", "StageResult", "StageTriggerTimeoutError",
-    "StagedPipeline", "StagedPipelineBuilder", "StringPatternMatcher", "Subscription", "TimeBase", "TypedSignalSink",
-    "ack_pattern_for", "call_isolated", "check_int", "close_task_group", "compile_pattern", "current_operation",
-    "derived_identifier",
-    "ephemeral_for_each", "loop_clock",
-    "next_id", "open_task_group", "quote_identifier", "subscribe_to_pattern", "to_seconds", "utc_now",
-    "validate_identifier",
+    "EphemeralWorkCoordinator", "GlobPattern", "LastWordsNote", "LastWordsNoteAtom", "OperationEcho",
+    "OperationStatus", "PatternSet", "Pinning", "PipelineResult", "PipelineStage", "PriorityKeyedWorkCoordinator",
+    "PriorityLane", "PriorityWorkCoordinator", "PriorityWorkCoordinatorOptions", "ProgressSignals", "QuorumResult",
+    "ResponsibilitySignalManager", "ResponsibilitySnapshot", "ResultUnavailableError", "ScopedSignalEmitter",
+    "ScopedSignalKey", "SignalAggregate", "SignalAggregationWindow", "SignalCommandMatch", "SignalConsensus",
+    "SignalConstraints", "SignalContext", "SignalDispatcher", "SignalEvent", "SignalFilter", "SignalPropagation",
+    "SignalRetractedEvent", "SignalRouter", "SignalSink", "SignalSource", "SignalStage", "SignalTransform",
+    "SignalWaveExecutor", "StageResult", "StageTriggerTimeoutError", "StagedPipeline", "StagedPipelineBuilder",
+    "StringPatternMatcher", "Subscription", "TypedSignalSink", "ack_pattern_for", "current_operation",
+    "ephemeral_for_each", "subscribe_to_pattern",
 }  # fmt: skip
 
 
@@ -49,3 +43,17 @@ def test_no_public_name_is_left_out() -> None:
         if not name.startswith("_") and type(value).__name__ != "module" and name != "annotations"
     }
     assert public <= set(ephemeral.core.__all__)
+
+
+def test_lowlevel_and_sql_layers() -> None:
+    """Building blocks import from ephemeral.core.lowlevel, SQL helpers from ephemeral.core.sql."""
+    import ephemeral.core.lowlevel
+    import ephemeral.core.sql
+
+    assert set(ephemeral.core.sql.__all__) == {"derived_identifier", "quote_identifier", "validate_identifier"}
+    assert {"CoordinatorBase", "AtomBase", "check_int", "open_task_group", "next_id"} <= set(
+        ephemeral.core.lowlevel.__all__
+    )
+    for module in (ephemeral.core.lowlevel, ephemeral.core.sql):
+        assert [n for n in module.__all__ if not hasattr(module, n)] == []
+        assert not set(module.__all__) & set(ephemeral.core.__all__)

@@ -906,7 +906,7 @@ def test_ids_do_not_repeat_across_restarts_of_a_process() -> None:
     """Signals reloaded from storage keep their ids: a restarted process must not hand the same ids out."""
     import subprocess
 
-    script = "from ephemeral.core import next_id; print(next_id(), *(next_id() for _ in range(999)))"
+    script = "from ephemeral.core.lowlevel import next_id; print(next_id(), *(next_id() for _ in range(999)))"
     first = [int(i) for i in subprocess.check_output([sys.executable, "-c", script], text=True).split()]
     second = [int(i) for i in subprocess.check_output([sys.executable, "-c", script], text=True).split()]
     assert first == sorted(set(first)) and second == sorted(set(second))

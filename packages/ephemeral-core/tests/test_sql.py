@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ephemeral.core import derived_identifier, quote_identifier, validate_identifier
+from ephemeral.core.sql import derived_identifier, quote_identifier, validate_identifier
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_derived_identifiers_stay_within_the_limit_and_unique() -> None:
 
 
 def test_check_int_names_the_argument() -> None:
-    from ephemeral.core import check_int
+    from ephemeral.core.lowlevel import check_int
 
     assert check_int(3, "size") == 3
     assert check_int(0, "retries", 0) == 0

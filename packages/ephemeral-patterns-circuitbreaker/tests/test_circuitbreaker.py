@@ -14,14 +14,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from ephemeral.core import (
-    AtomBase,
-    EphemeralOptions,
-    EphemeralWorkCoordinator,
-    SignalEvent,
-    SignalSink,
-    current_operation,
-)
+from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, SignalEvent, SignalSink, current_operation
+from ephemeral.core.lowlevel import AtomBase
 from ephemeral.patterns.circuitbreaker import CircuitOpenException, SignalBasedCircuitBreaker, SignalHistory
 
 

@@ -26,8 +26,8 @@ from ephemeral.core import (
     SignalEvent,
     SignalPropagation,
     current_operation,
-    next_id,
 )
+from ephemeral.core.lowlevel import next_id
 from ephemeral.patterns.persistentwindow import PersistentSignalWindow, WindowStats
 
 #: The wall-clock moment virtual time 0 stands for.

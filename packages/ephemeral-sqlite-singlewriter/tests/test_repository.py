@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from ephemeral.core import quote_identifier
+from ephemeral.core.sql import quote_identifier
 from ephemeral.sqlite.singlewriter import (
     SqliteConnection,
     SqliteRepository,

@@ -11,19 +11,15 @@ from ._aggregation import (
     SignalAggregate as SignalAggregate,
     SignalAggregationWindow as SignalAggregationWindow,
 )
-from ._atom import AtomBase as AtomBase, AtomStats as AtomStats
+from ._atom import AtomStats as AtomStats
 from ._cache import (
     CacheStats as CacheStats,
     EphemeralLruCache as EphemeralLruCache,
     EphemeralLruCacheOptions as EphemeralLruCacheOptions,
 )
-from ._checks import check_int as check_int
-from ._clock import TimeBase as TimeBase, loop_clock as loop_clock, to_seconds as to_seconds, utc_now as utc_now
 from ._coordinator import (
-    CoordinatorBase as CoordinatorBase,
     CoordinatorClosedError as CoordinatorClosedError,
     CoordinatorMetrics as CoordinatorMetrics,
-    Deferral as Deferral,
     EphemeralWorkCoordinator as EphemeralWorkCoordinator,
 )
 from ._dispatcher import SignalDispatcher as SignalDispatcher
@@ -37,16 +33,13 @@ from ._events import (
     SignalRetractedEvent as SignalRetractedEvent,
 )
 from ._foreach import ephemeral_for_each as ephemeral_for_each
-from ._hooks import EventHook as EventHook, Subscription as Subscription, call_isolated as call_isolated
-from ._keyed import EphemeralKeyedWorkCoordinator as EphemeralKeyedWorkCoordinator, KeyedQueues as KeyedQueues
+from ._hooks import Subscription as Subscription
+from ._keyed import EphemeralKeyedWorkCoordinator as EphemeralKeyedWorkCoordinator
 from ._lastwords import LastWordsNote as LastWordsNote, LastWordsNoteAtom as LastWordsNoteAtom
-from ._lifecycle import close_task_group as close_task_group, open_task_group as open_task_group
-from ._loop import LoopBinding as LoopBinding
 from ._matcher import (
     GlobPattern as GlobPattern,
     PatternSet as PatternSet,
     StringPatternMatcher as StringPatternMatcher,
-    compile_pattern as compile_pattern,
 )
 from ._operation import (
     EphemeralOperation as EphemeralOperation,
@@ -63,7 +56,6 @@ from ._orchestration import (
     QuorumResult as QuorumResult,
     SignalConsensus as SignalConsensus,
 )
-from ._persist import PersistAtom as PersistAtom
 from ._pipeline import (
     DependencyCoordinator as DependencyCoordinator,
     DependencyExecutionError as DependencyExecutionError,
@@ -108,12 +100,6 @@ from ._sink import (
     SignalFilter as SignalFilter,
     SignalSink as SignalSink,
     SignalSource as SignalSource,
-    next_id as next_id,
-)
-from ._sql import (
-    derived_identifier as derived_identifier,
-    quote_identifier as quote_identifier,
-    validate_identifier as validate_identifier,
 )
 from ._typed import TypedSignalSink as TypedSignalSink
 from ._waves import SignalStage as SignalStage, SignalWaveExecutor as SignalWaveExecutor
@@ -124,17 +110,14 @@ __all__ = (
     "ACKED_SIGNAL",
     "DEFAULT_ACK_PATTERN",
     "EXPIRED_SIGNAL",
-    "AtomBase",
     "AtomStats",
     "BlockReason",
     "CacheStats",
     "ContributorResult",
     "ContributorTracker",
-    "CoordinatorBase",
     "CoordinatorClosedError",
     "CoordinatorMetrics",
     "DecayingReputationWindow",
-    "Deferral",
     "DependencyCoordinator",
     "DependencyExecutionError",
     "DependencyResult",
@@ -148,16 +131,12 @@ __all__ = (
     "EphemeralOptions",
     "EphemeralResultCoordinator",
     "EphemeralWorkCoordinator",
-    "EventHook",
     "GlobPattern",
-    "KeyedQueues",
     "LastWordsNote",
     "LastWordsNoteAtom",
-    "LoopBinding",
     "OperationEcho",
     "OperationStatus",
     "PatternSet",
-    "PersistAtom",
     "Pinning",
     "PipelineResult",
     "PipelineStage",
@@ -195,22 +174,9 @@ __all__ = (
     "StagedPipelineBuilder",
     "StringPatternMatcher",
     "Subscription",
-    "TimeBase",
     "TypedSignalSink",
     "ack_pattern_for",
-    "call_isolated",
-    "check_int",
-    "close_task_group",
-    "compile_pattern",
     "current_operation",
-    "derived_identifier",
     "ephemeral_for_each",
-    "loop_clock",
-    "next_id",
-    "open_task_group",
-    "quote_identifier",
     "subscribe_to_pattern",
-    "to_seconds",
-    "utc_now",
-    "validate_identifier",
 )

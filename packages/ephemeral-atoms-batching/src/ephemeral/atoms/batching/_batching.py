@@ -14,16 +14,13 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ephemeral.core import (
-    AtomBase,
     CoordinatorClosedError,
     EphemeralOptions,
     EphemeralWorkCoordinator,
     SignalSink,
-    close_task_group,
     current_operation,
-    open_task_group,
-    to_seconds,
 )
+from ephemeral.core.lowlevel import AtomBase, close_task_group, open_task_group, to_seconds
 
 __all__ = ("BatchingAtom", "BatchingStats")
 

@@ -22,14 +22,9 @@ from ephemeral.atoms.data import (
     JsonSerializer,
     WriteItem,
 )
-from ephemeral.core import (
-    SignalSink,
-    TypedSignalSink,
-    derived_identifier,
-    quote_identifier,
-    to_seconds,
-    validate_identifier,
-)
+from ephemeral.core import SignalSink, TypedSignalSink
+from ephemeral.core.lowlevel import to_seconds
+from ephemeral.core.sql import derived_identifier, quote_identifier, validate_identifier
 
 __all__ = ("PostgresDataStorageAtom",)
 

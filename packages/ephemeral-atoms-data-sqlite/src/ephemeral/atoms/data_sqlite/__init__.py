@@ -9,7 +9,8 @@ from itertools import groupby
 from typing import Any, TypeVar
 
 from ephemeral.atoms.data import DataSerializer, DataStorageAtomBase, DataStorageConfig, WriteItem
-from ephemeral.core import SignalSink, TypedSignalSink, derived_identifier, quote_identifier
+from ephemeral.core import SignalSink, TypedSignalSink
+from ephemeral.core.sql import derived_identifier, quote_identifier
 from ephemeral.sqlite.singlewriter import SqliteConnection, SqliteSingleWriter, SqliteSingleWriterOptions
 
 __all__ = ("SqliteDataStorageAtom",)

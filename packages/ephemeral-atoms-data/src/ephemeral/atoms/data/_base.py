@@ -16,16 +16,13 @@ from ephemeral.core import (
     CoordinatorClosedError,
     EphemeralOptions,
     EphemeralWorkCoordinator,
-    LoopBinding,
     SignalEvent,
     SignalSink,
     StringPatternMatcher,
     Subscription,
     TypedSignalSink,
-    close_task_group,
-    open_task_group,
-    to_seconds,
 )
+from ephemeral.core.lowlevel import LoopBinding, close_task_group, open_task_group, to_seconds
 
 from ._config import DataStorageConfig
 from ._serializer import DataSerializer, JsonSerializer

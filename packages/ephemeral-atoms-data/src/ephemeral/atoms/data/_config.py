@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ephemeral.core import to_seconds
+from ephemeral.core.lowlevel import to_seconds
 
 __all__ = ("DataStorageConfig",)
 

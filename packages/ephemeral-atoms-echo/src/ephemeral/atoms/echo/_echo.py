@@ -14,16 +14,18 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 
 from ephemeral.core import (
     EphemeralOperationSnapshot,
-    EventHook,
     GlobPattern,
-    PersistAtom,
     SignalEvent,
     Subscription,
     TypedSignalSink,
+    current_operation,
+)
+from ephemeral.core.lowlevel import (
+    EventHook,
+    PersistAtom,
     call_isolated,
     check_int,
     compile_pattern,
-    current_operation,
     loop_clock,
     to_seconds,
 )

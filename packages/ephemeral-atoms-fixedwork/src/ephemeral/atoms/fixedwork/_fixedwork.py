@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Generic, TypeVar
 
-from ephemeral.core import AtomBase, EphemeralOptions, EphemeralWorkCoordinator, SignalSink
+from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, SignalSink
+from ephemeral.core.lowlevel import AtomBase
 
 __all__ = ("FixedWorkAtom",)
 

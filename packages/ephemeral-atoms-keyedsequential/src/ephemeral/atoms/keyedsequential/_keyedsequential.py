@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import replace
 from typing import Generic, TypeVar
 
-from ephemeral.core import AtomBase, EphemeralKeyedWorkCoordinator, EphemeralOptions, SignalSink
+from ephemeral.core import EphemeralKeyedWorkCoordinator, EphemeralOptions, SignalSink
+from ephemeral.core.lowlevel import AtomBase
 
 __all__ = ("KeyedSequentialAtom",)
 

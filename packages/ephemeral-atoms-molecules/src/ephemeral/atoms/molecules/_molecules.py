@@ -12,7 +12,6 @@ from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
 from ephemeral.core import (
-    EventHook,
     GlobPattern,
     SignalConstraints,
     SignalDispatcher,
@@ -20,10 +19,8 @@ from ephemeral.core import (
     SignalPropagation,
     SignalSink,
     Subscription,
-    call_isolated,
-    compile_pattern,
-    next_id,
 )
+from ephemeral.core.lowlevel import EventHook, call_isolated, compile_pattern, next_id
 
 __all__ = (
     "AtomTrigger",

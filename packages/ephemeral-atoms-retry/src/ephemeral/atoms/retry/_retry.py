@@ -11,15 +11,14 @@ from typing import Generic, TypeVar
 import anyio
 
 from ephemeral.core import (
-    AtomBase,
     EphemeralOperation,
     EphemeralOptions,
     EphemeralWorkCoordinator,
     SignalCommandMatch,
     SignalSink,
     current_operation,
-    to_seconds,
 )
+from ephemeral.core.lowlevel import AtomBase, to_seconds
 
 __all__ = ("ATTEMPT_STATE", "RetryAtom")
 

@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Generic, TypeVar
 
-from ephemeral.core import AtomBase, EphemeralOptions, EphemeralWorkCoordinator, PatternSet, SignalSink, to_seconds
+from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, PatternSet, SignalSink
+from ephemeral.core.lowlevel import AtomBase, to_seconds
 
 __all__ = ("SignalAwareAtom",)
 

@@ -10,7 +10,8 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from ephemeral.core import EphemeralLruCache, EphemeralLruCacheOptions, SignalEvent, SignalSink, check_int, to_seconds
+from ephemeral.core import EphemeralLruCache, EphemeralLruCacheOptions, SignalEvent, SignalSink
+from ephemeral.core.lowlevel import check_int, to_seconds
 
 __all__ = ("SlidingCacheAtom", "SlidingCacheStats")
 

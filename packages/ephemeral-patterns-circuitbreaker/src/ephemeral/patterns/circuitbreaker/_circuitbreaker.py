@@ -6,7 +6,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from ephemeral.core import AtomBase, SignalEvent, SignalFilter, SignalSink, compile_pattern, to_seconds
+from ephemeral.core import SignalEvent, SignalFilter, SignalSink
+from ephemeral.core.lowlevel import AtomBase, compile_pattern, to_seconds
 
 __all__ = ("CircuitOpenException", "SignalBasedCircuitBreaker", "SignalHistory")
 

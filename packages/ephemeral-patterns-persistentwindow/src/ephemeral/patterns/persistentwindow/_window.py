@@ -17,12 +17,9 @@ from typing import Any, NamedTuple, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from ephemeral.core import (
+from ephemeral.core import SignalEvent, SignalFilter, SignalSink, Subscription
+from ephemeral.core.lowlevel import (
     LoopBinding,
-    SignalEvent,
-    SignalFilter,
-    SignalSink,
-    Subscription,
     check_int,
     close_task_group,
     loop_clock,

@@ -11,7 +11,7 @@ from typing import Any, TypeAlias, TypeVar
 import anyio
 import anyio.to_thread
 
-from ephemeral.core import to_seconds
+from ephemeral.core.lowlevel import to_seconds
 
 from ._jobs import Bound
 from ._options import SqliteSingleWriterOptions

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ephemeral.core import check_int, to_seconds
+from ephemeral.core.lowlevel import check_int, to_seconds
 
 __all__ = ("SqliteSingleWriterOptions",)
 

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from ephemeral.core import quote_identifier
+from ephemeral.core.sql import quote_identifier
 
 from ._connection import SqliteConnection, SqlParams, bind_params
 from ._writer import SqliteSingleWriter

@@ -24,14 +24,12 @@ import anyio.to_thread
 from ephemeral.core import (
     EphemeralLruCache,
     EphemeralLruCacheOptions,
-    LoopBinding,
     PatternSet,
     SignalEvent,
     SignalSink,
     Subscription,
-    next_id,
-    to_seconds,
 )
+from ephemeral.core.lowlevel import LoopBinding, next_id, to_seconds
 
 from . import _jobs as jobs
 from ._connection import ReadPool, SqliteConnection, SqlParams, bind_params, close_quietly, open_connection
