@@ -79,6 +79,8 @@ def _all_packages() -> list[str]:
 @nox.parametrize("package", PACKAGES, ids=IDS)
 def tests(session: nox.Session, package: str) -> None:
     """Test one package, installed non-editable with only its declared siblings."""
+    position = PYTHONS.index(str(session.python)) * len(PACKAGES) + PACKAGES.index(package) + 1
+    session.log(f"tests {position}/{len(PACKAGES) * len(PYTHONS)}: {package} on Python {session.python}")
     session.install(*_with_siblings(package), *_test_group(package))
     # From the repo root, so the root pyproject.toml (pytest config) and conftest.py apply. pytest
     # exit code 5 (no tests collected) fails the session like any other non-zero exit.
@@ -123,6 +125,32 @@ def build(session: nox.Session) -> None:
     for package in PACKAGES:
         session.run("uv", "build", "--quiet", "--out-dir", "dist", f"packages/{package}")
     session.run("python", "scripts/check_wheels.py", "dist")
+    session.install("twine")
+    session.run("twine", "check", "--strict", *(str(p) for p in sorted((ROOT / "dist").iterdir())))
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into site/ with mkdocs --strict (any warning fails)."""
+    session.install(*(f"packages/{p}" for p in PACKAGES), "-r", "docs/requirements.txt")
+    quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}  # a banner about a future mkdocs
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", env=quiet)
+
+
+@nox.session
+def wheelhouse(session: nox.Session) -> None:
+    """Build every distribution's wheel into wheelhouse/, then install one atom alone from it to prove it works.
+
+    Afterwards any subset installs from the folder: pip install --find-links wheelhouse ephemeral-atoms-batching
+    """
+    session.install("uv")
+    house = ROOT / "wheelhouse"
+    shutil.rmtree(house, ignore_errors=True)
+    for package in PACKAGES:
+        session.run("uv", "build", "--quiet", "--wheel", "--out-dir", str(house), f"packages/{package}")
+    session.install("--find-links", str(house), "ephemeral-atoms-batching")
+    session.run("python", "-c", "import ephemeral.atoms.batching as b; print('installed alone:', b.__name__)")
+    session.log(f"{len(PACKAGES)} wheels in {house}: pip install --find-links {house} <distribution>")
 
 
 @nox.session

@@ -1,6 +1,6 @@
 """Memory of a coordinator over a long run: readings after 10k, 100k, 500k and 1M no-op items.
 
-The claim checked (DESIGN.md section 5): memory is bounded by the window (``max_tracked_operations``
+The claim checked (docs/design.md, "Performance rules"): memory is bounded by the window (``max_tracked_operations``
 finished operations, ``max_concurrency`` running ones, the pending bound), not by the amount of work.
 """
 

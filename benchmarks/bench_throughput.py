@@ -91,7 +91,7 @@ async def trio_channel(n: int, concurrency: int, bound: int) -> None:
 async def anyio_deque_workers(n: int, concurrency: int, bound: int) -> None:
     """`concurrency` anyio workers taking from a collections.deque and parking on an anyio.Event when empty.
 
-    The pattern DESIGN.md section 5 measured; the producer waits on an Event while `bound` items wait.
+    The pattern measured before choosing primitives; the producer waits on an Event while `bound` items wait.
     """
     pending: deque[int] = deque()
     parked: list[anyio.Event] = []

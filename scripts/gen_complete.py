@@ -1,11 +1,13 @@
-"""Generate ephemeral-complete from the packages present: its dependencies and its flat re-exports.
+"""Generate what follows from the packages present: ephemeral-complete and the root README's package table.
 
-    python scripts/gen_complete.py          # rewrite packages/ephemeral-complete
-    python scripts/gen_complete.py --check  # exit 1 when the files are stale or two packages export one name
+    python scripts/gen_complete.py          # rewrite packages/ephemeral-complete and the README table
+    python scripts/gen_complete.py --check  # exit 1 when they are stale or two packages export one name
 
 Every distribution under packages/ (but ephemeral-complete itself) is a dependency pinned to the
 lockstep version, and every name in its leaf package's ``__all__`` is re-exported from
-``ephemeral.complete``. ``__all__`` is read from the source, so nothing is imported.
+``ephemeral.complete``. ``__all__`` is read from the source, so nothing is imported. The README's
+table lists every distribution present (its pyproject description, status available) and the ones
+still planned.
 """
 
 from __future__ import annotations
@@ -25,6 +27,34 @@ PACKAGES = ROOT / "packages"
 COMPLETE = PACKAGES / "ephemeral-complete"
 INIT = COMPLETE / "src/ephemeral/complete/__init__.py"
 PYPROJECT = COMPLETE / "pyproject.toml"
+README = ROOT / "README.md"
+TABLE_START, TABLE_END = "<!-- packages:start -->", "<!-- packages:end -->"
+
+# Distributions of the family not built yet: name -> (import path, what it will be).
+PLANNED: dict[str, tuple[str, str]] = {
+    "ephemeral-attributes": ("ephemeral.attributes", "`@ephemeral_job` methods that react to signals"),
+    "ephemeral-logging": ("ephemeral.logging", "stdlib logging and structlog to signals and back"),
+    "ephemeral-atoms-scheduledtasks": ("ephemeral.atoms.scheduledtasks", "cron and JSON schedules, durable tasks"),
+    **{
+        f"ephemeral-patterns-{leaf}": (f"ephemeral.patterns.{leaf}", what)
+        for leaf, what in {
+            "backpressure": "defer work while a backpressure signal is live",
+            "controlledfanout": "global and per-key limits without head-of-line blocking",
+            "adaptiverate": "slow down on rate-limit hints, then recover",
+            "dynamicconcurrency": "scale concurrency up and down on signals",
+            "keyedpriorityfanout": "per-key order with a priority lane",
+            "reactivefanout": "a two-stage pipeline whose first stage throttles on the second's backlog",
+            "anomalydetector": "too many matching signals in a window",
+            "signalcoordinatedreads": "readers that wait for updates without a lock",
+            "signalinghttp": "httpx downloads with progress signals",
+            "signallogwatcher": "call back on matching signals",
+            "telemetry": "signals to OpenTelemetry",
+            "longwindowdemo": "a long window with bounded memory",
+            "signalreactionshowcase": "the ways to react to a signal, side by side",
+        }.items()
+    },
+    "ephemeral-signals-postgres": ("ephemeral.signals.postgres", "one signal window across processes, on PostgreSQL"),
+}
 
 
 def leaf_module(package: Path) -> tuple[str, Path]:
@@ -43,6 +73,34 @@ def exported_names(init: Path) -> list[str]:
             value = ast.literal_eval(node.value)
             return sorted(value, key=isort_key)
     raise SystemExit(f"{init}: no literal __all__")
+
+
+def render_table() -> str:
+    """The README's package table: every distribution present, then the planned ones."""
+    rows = []
+    for pyproject in sorted(PACKAGES.glob("*/pyproject.toml"), key=lambda p: table_order(p.parent.name)):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        module, _ = leaf_module(pyproject.parent)
+        rows.append((project["name"], module, project["description"], "available"))
+    present = {row[0] for row in rows}
+    rows += [(name, module, what, "planned") for name, (module, what) in PLANNED.items() if name not in present]
+    lines = ["| distribution | import path | what it is | status |", "|---|---|---|---|"]
+    lines += [f"| {name} | `{module}` | {what} | {status} |" for name, module, what, status in rows]
+    return "\n".join(lines)
+
+
+def table_order(name: str) -> tuple[int, str]:
+    """Core first, the bundle last, the groups in between."""
+    groups = ["ephemeral-core", "ephemeral-attributes", "ephemeral-logging", "ephemeral-sqlite", "ephemeral-atoms"]
+    groups += ["ephemeral-patterns", "ephemeral-signals", "ephemeral-complete"]
+    return next(i for i, g in enumerate([*groups, ""]) if name.startswith(g)), name
+
+
+def rendered_readme() -> str:
+    text = README.read_text()
+    start = text.index(TABLE_START) + len(TABLE_START)
+    end = text.index(TABLE_END)
+    return text[:start] + "\n" + render_table() + "\n" + text[end:]
 
 
 def members() -> list[tuple[str, str, list[str]]]:
@@ -116,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, owners in sorted(clashes.items()):
             print(f"{name} is exported by {', '.join(owners)}", file=sys.stderr)
         return 1
-    expected = {INIT: render_init(found), PYPROJECT: rendered_pyproject(found)}
+    expected = {INIT: render_init(found), PYPROJECT: rendered_pyproject(found), README: rendered_readme()}
     stale = [path for path, text in expected.items() if not path.is_file() or path.read_text() != text]
     if args.check:
         for path in stale:

@@ -23,7 +23,7 @@ async def _async_handler(event: object) -> None:
 
 
 def test_defaults() -> None:
-    """Every option defaults to the value in DESIGN.md and core-semantics section 1."""
+    """Every option defaults to the documented value."""
     options = EphemeralOptions()
     assert options.max_concurrency == (os.cpu_count() or 1)
     assert options.max_concurrency_per_key == 1
