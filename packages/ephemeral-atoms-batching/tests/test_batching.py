@@ -349,8 +349,8 @@ async def test_an_error_in_the_block_cancels_undelivered_items() -> None:
                 atom.enqueue(i)
             await anyio.sleep(1)
             raise KeyError("boom")
-    assert recorder.batches == [[0, 1]]  # interrupted while being delivered
-    assert atom.get_stats() == BatchingStats(batches=0, items=0, failures=0, pending=0, cancelled=5)
+    assert recorder.batches == [[0, 1]]  # interrupted while being delivered: handed over, and failed
+    assert atom.get_stats() == BatchingStats(batches=1, items=2, failures=1, pending=0, cancelled=3)
     with pytest.raises(CoordinatorClosedError):
         atom.enqueue(9)
 

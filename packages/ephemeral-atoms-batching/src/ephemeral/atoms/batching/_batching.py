@@ -35,11 +35,11 @@ class BatchingStats(NamedTuple):
     Every accepted item is in exactly one of ``items``, ``pending`` and ``cancelled``.
 
     Attributes:
-        batches: Batches ``on_batch`` finished with, successfully or not.
+        batches: Batches ``on_batch`` was handed and is done with, successfully or not.
         items: The items in those batches.
-        failures: Batches whose ``on_batch`` raised.
+        failures: Batches whose ``on_batch`` raised, or was interrupted because the atom closed on an error.
         pending: Items accepted and not yet through ``on_batch`` (buffered, waiting or being delivered).
-        cancelled: Items never delivered because the atom closed on an error.
+        cancelled: Items never handed to ``on_batch`` because the atom closed on an error.
     """
 
     batches: int
@@ -58,7 +58,8 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
     never overlap; each is an operation in its window. A batch whose ``on_batch`` raises is logged,
     counted as failed, recorded on its operation with a ``batch.failed:{size}`` signal, and the next
     batches go on. Leaving ``async with`` (or ``drain()``) flushes what is buffered and waits for it;
-    leaving on an exception drops the undelivered items, counted as ``cancelled``.
+    leaving on an exception (or an outer cancellation) starts no new batch, interrupts the one being
+    delivered (a failed batch) and drops the items never handed over, counted as ``cancelled``.
 
     Args:
         on_batch: ``async def on_batch(items: list)``; it owns the list it is given.
@@ -106,6 +107,8 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
         self._accepted = 0
         self._delivered = 0
         self._cancelled = 0
+        self._batches = 0
+        self._failures = 0
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -128,18 +131,27 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
         try:
             if exc_type is None:
                 await self._hand_over_all()
-        except BaseException as error:
+        except BaseException as error:  # e.g. an outer cancel scope while flushing
             exc_type, exc, tb = type(error), error, error.__traceback__
             raise
         finally:
             self._closing = True
-            await close_task_group(tg)
+            if exc_type is not None:
+                self.coordinator.cancel()  # at once, before any await: no batch starts after an error
             try:
-                await self.coordinator.__aexit__(exc_type, exc, tb)
+                await close_task_group(tg, exc_type, exc, tb)
+            except BaseException as error:
+                if exc_type is None:
+                    exc_type, exc, tb = type(error), error, error.__traceback__
+                    self.coordinator.cancel()
+                raise
             finally:
-                self._open = []
-                self._waiting.clear()
-                self._cancelled = self._accepted - self._delivered  # nothing runs any more
+                try:
+                    await self.coordinator.__aexit__(exc_type, exc, tb)
+                finally:
+                    self._open = []
+                    self._waiting.clear()
+                    self._cancelled = self._accepted - self._delivered  # nothing runs any more
         return None
 
     def complete(self) -> None:
@@ -249,14 +261,21 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
 
     async def _deliver(self, batch: list[T]) -> None:
         size = len(batch)
+        ok = False
         try:
             await self._on_batch(batch)
+            ok = True
         except Exception:
             _log.exception("on_batch raised for a batch of %d items; the next batches go on", size)
-            self._delivered += size
             current_operation().emit(f"batch.failed:{size}")
-            raise  # recorded on the operation and counted as failed by the coordinator
-        self._delivered += size
+            raise  # recorded on the operation
+        finally:
+            # on_batch was handed the batch: it counts as delivered, and as failed unless it returned
+            # (raised, or interrupted because the atom closed on an error).
+            self._batches += 1
+            self._delivered += size
+            if not ok:
+                self._failures += 1
         current_operation().emit(f"batch.flushed:{size}")
 
     # -- state ------------------------------------------------------------------------------------
@@ -278,11 +297,10 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
 
     def get_stats(self) -> BatchingStats:
         """Batch and item counters now (``stats()`` gives the coordinator's, counting batches)."""
-        c = self.coordinator
         return BatchingStats(
-            c.total_completed + c.total_failed,
+            self._batches,
             self._delivered,
-            c.total_failed,
+            self._failures,
             self._accepted - self._delivered - self._cancelled,
             self._cancelled,
         )

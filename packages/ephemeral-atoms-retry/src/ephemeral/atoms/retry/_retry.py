@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from ephemeral.core import (
     EphemeralOperation,
@@ -207,6 +208,9 @@ class RetryAtom(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
             # To the microsecond: finer means nothing to a timer, and virtual clocks (looptime) tick in
             # microseconds; an off-tick deadline can stall older versions of them.
             await anyio.sleep(round(delay, 6))
+            # The timer may have fired just before a cancel (asyncio then resumes this task before
+            # delivering the cancellation): no attempt starts once the atom was cancelled.
+            await anyio.lowlevel.checkpoint_if_cancelled()
 
     def _backoff_delay(self, attempt: int) -> float:
         """The wait after failed attempt ``attempt`` (from 1), jittered."""
