@@ -139,6 +139,9 @@ from ephemeral.core import (
     ephemeral_for_each as ephemeral_for_each,
     subscribe_to_pattern as subscribe_to_pattern,
 )
+from ephemeral.patterns.anomalydetector import (
+    SignalAnomalyDetector as SignalAnomalyDetector,
+)
 from ephemeral.patterns.circuitbreaker import (
     CircuitOpenException as CircuitOpenException,
     SignalBasedCircuitBreaker as SignalBasedCircuitBreaker,
@@ -147,6 +150,9 @@ from ephemeral.patterns.circuitbreaker import (
 from ephemeral.patterns.persistentwindow import (
     PersistentSignalWindow as PersistentSignalWindow,
     WindowStats as WindowStats,
+)
+from ephemeral.patterns.signallogwatcher import (
+    SignalLogWatcher as SignalLogWatcher,
 )
 from ephemeral.sqlite.singlewriter import (
     SqlParams as SqlParams,
@@ -234,6 +240,7 @@ __all__ = (
     "ScopedSignalKey",
     "SignalAggregate",
     "SignalAggregationWindow",
+    "SignalAnomalyDetector",
     "SignalAwareAtom",
     "SignalBasedCircuitBreaker",
     "SignalCommandMatch",
@@ -244,6 +251,7 @@ __all__ = (
     "SignalEvent",
     "SignalFilter",
     "SignalHistory",
+    "SignalLogWatcher",
     "SignalPropagation",
     "SignalRetractedEvent",
     "SignalRouter",

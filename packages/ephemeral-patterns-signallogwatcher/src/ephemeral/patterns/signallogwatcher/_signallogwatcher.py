@@ -1,0 +1,208 @@
+"""A watcher that subscribes to a sink and calls back, in order, on every signal matching a glob."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ephemeral.core import PatternSet, SignalEvent, SignalPropagation, SignalSink, Subscription
+from ephemeral.core.lowlevel import LoopBinding, check_int, close_task_group, next_id, open_task_group, to_seconds
+
+__all__ = ("SignalLogWatcher",)
+
+_log = logging.getLogger("ephemeral.patterns.signallogwatcher")
+
+#: What ``on_match`` may be: a plain function or a coroutine function, given the matching event.
+OnMatch = Callable[[SignalEvent[Any]], "Awaitable[object] | object"]
+
+
+class SignalLogWatcher:
+    """Runs ``on_match(event)`` once for every signal matching ``pattern`` emitted on the sink, in order.
+
+    It subscribes to the sink when its ``async with`` block starts: every matching signal emitted from
+    then on (on the sink directly, from any thread, or by the operations of a coordinator sharing the
+    sink) is queued and handed to ``on_match`` by one background task, one at a time, in the order the
+    signals were emitted. ``on_match`` may be a plain function or a coroutine function. Nothing polls:
+    the callback runs as soon as the loop gets to it after the emit.
+
+    When ``on_match`` raises, the watcher emits ``watcher.error:{ExceptionType}`` on the sink (key: the
+    pattern, caused by the matching signal), logs the exception and carries on with the next signal.
+    The watcher never hands its own ``watcher.error`` signals to ``on_match``, so a broad pattern cannot
+    make it loop.
+
+    Leaving the block unsubscribes and then finishes the signals already queued; leaving it with an
+    exception (or a cancellation) drops them instead, counted in ``dropped_count``. At most
+    ``max_pending`` signals wait at once: beyond that the oldest waiting one is dropped and counted, so
+    a slow callback cannot make memory grow without bound.
+
+    Args:
+        sink: The sink to watch.
+        on_match: Called with each matching ``SignalEvent``; sync or async.
+        pattern: A glob on signal names (``"error.*"``; comma-separated alternatives allowed).
+        poll_interval: Accepted so code written for polling watchers runs unchanged, and validated
+            (seconds or a timedelta, > 0), but unused: the watcher subscribes instead of polling.
+        max_pending: The most matching signals waiting for ``on_match`` at once.
+
+    Raises:
+        TypeError: ``sink`` is not a ``SignalSink``, ``on_match`` is not callable, or an argument has
+            the wrong type.
+        ValueError: ``pattern`` is blank, ``poll_interval`` is not positive or ``max_pending`` < 1.
+    """
+
+    def __init__(
+        self,
+        sink: SignalSink,
+        on_match: OnMatch,
+        pattern: str = "error.*",
+        poll_interval: float | timedelta = timedelta(milliseconds=200),
+        *,
+        max_pending: int = 10_000,
+    ) -> None:
+        if not isinstance(sink, SignalSink):
+            raise TypeError(f"sink must be a SignalSink, got {sink!r}")
+        if not callable(on_match):
+            raise TypeError(f"on_match must be callable, got {on_match!r}")
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a str, got {pattern!r}")
+        if not pattern.strip():
+            raise ValueError(f"pattern must not be blank, got {pattern!r}")
+        self._poll_interval = to_seconds(poll_interval, "poll_interval")
+        self._max_pending = check_int(max_pending, "max_pending")
+        self._sink = sink
+        self._on_match = on_match
+        self._pattern = pattern
+        self._matcher = PatternSet(pattern)
+        self._queue: deque[SignalEvent[Any]] = deque()
+        self._own_ids: set[int] = set()
+        self._wake = anyio.Event()
+        self._closing = False
+        self._tg: TaskGroup | None = None
+        self._loop: LoopBinding | None = None
+        self._subscription: Subscription | None = None
+        self.match_count = 0
+        """Matching signals received."""
+        self.handled_count = 0
+        """Calls of ``on_match`` that returned."""
+        self.error_count = 0
+        """Calls of ``on_match`` that raised."""
+        self.dropped_count = 0
+        """Matching signals never handed to ``on_match`` (overflow, or an exception leaving the block)."""
+
+    @property
+    def pattern(self) -> str:
+        """The glob matching signals satisfy."""
+        return self._pattern
+
+    @property
+    def poll_interval(self) -> timedelta:
+        """The interval given at construction; unused (the watcher subscribes)."""
+        return timedelta(seconds=self._poll_interval)
+
+    @property
+    def pending_count(self) -> int:
+        """Matching signals waiting for ``on_match``."""
+        return len(self._queue)
+
+    async def __aenter__(self) -> SignalLogWatcher:
+        if self._tg is not None or self._closing:
+            raise RuntimeError("a SignalLogWatcher can be entered only once")
+        self._loop = LoopBinding()
+        self._tg = await open_task_group()
+        self._tg.start_soon(self._deliver)
+        self._subscription = self._sink.subscribe(self._on_signal)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._tg is not None and self._subscription is not None
+        self._subscription.close()
+        self._closing = True
+        self._wake.set()
+        if exc is not None:
+            self.dropped_count += len(self._queue)
+            self._queue.clear()
+            await close_task_group(self._tg, exc_type, exc, tb)
+            return
+        try:
+            await self._tg.__aexit__(None, None, None)  # the deliverer finishes the queue, then returns
+        except BaseException:
+            self.dropped_count += len(self._queue)
+            self._queue.clear()
+            raise
+
+    # -- receiving (any thread) -------------------------------------------------------------------
+
+    def _on_signal(self, event: SignalEvent[Any]) -> None:
+        if not self._matcher.matches(event.signal):
+            return
+        loop = self._loop
+        if loop is None:
+            return
+        if loop.on_loop_thread:
+            self._accept(event)
+        else:
+            loop.call(lambda: self._accept(event))
+
+    def _accept(self, event: SignalEvent[Any]) -> None:
+        if event.operation_id in self._own_ids:
+            self._own_ids.discard(event.operation_id)
+            return
+        if self._closing:
+            return
+        self.match_count += 1
+        if len(self._queue) >= self._max_pending:
+            self._queue.popleft()
+            self.dropped_count += 1
+        self._queue.append(event)
+        self._wake.set()
+
+    # -- delivering (the watcher's task) -------------------------------------------------------------
+
+    async def _deliver(self) -> None:
+        queue = self._queue
+        while True:
+            while queue:
+                await self._call(queue.popleft())
+            if self._closing:
+                return
+            self._wake = anyio.Event()
+            if not queue:
+                await self._wake.wait()
+
+    async def _call(self, event: SignalEvent[Any]) -> None:
+        try:
+            result = self._on_match(event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as error:
+            self.error_count += 1
+            _log.exception("on_match failed for %s", event.signal)
+            self._report(event, error)
+        except BaseException:
+            self.dropped_count += 1  # interrupted by cancellation
+            raise
+        else:
+            self.handled_count += 1
+
+    def _report(self, cause: SignalEvent[Any], error: Exception) -> None:
+        """Emit ``watcher.error:{ExceptionType}`` caused by ``cause``, never handed back to this watcher."""
+        name = f"watcher.error:{type(error).__name__}"
+        chain = cause.propagation if cause.propagation is not None else SignalPropagation.root(cause.signal)
+        event: SignalEvent[Any] = SignalEvent(name, next_id(), self._pattern, self._sink.now(), chain.extend(name))
+        self._own_ids.add(event.operation_id)
+        try:
+            self._sink.emit(event)
+        finally:
+            self._own_ids.discard(event.operation_id)
+
+    def __repr__(self) -> str:
+        return f"SignalLogWatcher(pattern={self._pattern!r}, match_count={self.match_count})"
