@@ -14,7 +14,12 @@ from ._clock import TimeBase as TimeBase, loop_clock as loop_clock, to_seconds a
 from ._coordinator import CoordinatorBase as CoordinatorBase, Deferral as Deferral
 from ._hooks import EventHook as EventHook, call_isolated as call_isolated
 from ._keyed import KeyedQueues as KeyedQueues
-from ._lifecycle import close_task_group as close_task_group, open_task_group as open_task_group
+from ._lifecycle import (
+    TaskGroupOwner as TaskGroupOwner,
+    close_task_group as close_task_group,
+    open_task_group as open_task_group,
+    owned_task_group as owned_task_group,
+)
 from ._loop import LoopBinding as LoopBinding
 from ._matcher import compile_pattern as compile_pattern
 from ._persist import PersistAtom as PersistAtom
@@ -28,6 +33,7 @@ __all__ = (
     "KeyedQueues",
     "LoopBinding",
     "PersistAtom",
+    "TaskGroupOwner",
     "TimeBase",
     "call_isolated",
     "check_int",
@@ -36,6 +42,7 @@ __all__ = (
     "loop_clock",
     "next_id",
     "open_task_group",
+    "owned_task_group",
     "to_seconds",
     "utc_now",
 )
