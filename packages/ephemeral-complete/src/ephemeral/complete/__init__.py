@@ -142,6 +142,10 @@ from ephemeral.core import (
 from ephemeral.patterns.anomalydetector import (
     SignalAnomalyDetector as SignalAnomalyDetector,
 )
+from ephemeral.patterns.backpressure import (
+    DEFERRAL_EXPIRED as DEFERRAL_EXPIRED,
+    SignalDrivenBackpressure as SignalDrivenBackpressure,
+)
 from ephemeral.patterns.circuitbreaker import (
     CircuitOpenException as CircuitOpenException,
     SignalBasedCircuitBreaker as SignalBasedCircuitBreaker,
@@ -168,6 +172,7 @@ __all__ = (
     "ACKED_SIGNAL",
     "ATTEMPT_STATE",
     "DEFAULT_ACK_PATTERN",
+    "DEFERRAL_EXPIRED",
     "EXPIRED_SIGNAL",
     "AtomStats",
     "AtomTrigger",
@@ -248,6 +253,7 @@ __all__ = (
     "SignalConstraints",
     "SignalContext",
     "SignalDispatcher",
+    "SignalDrivenBackpressure",
     "SignalEvent",
     "SignalFilter",
     "SignalHistory",
