@@ -793,3 +793,24 @@ async def test_cache_in_a_real_time_loop_reads_monotonic_time() -> None:
     assert cache.try_get("short") == (False, None)
     assert await anyio.to_thread.run_sync(cache.try_get, "short") == (False, None)
     assert await anyio.to_thread.run_sync(cache.try_get, "long") == (True, 2)
+
+
+def test_a_silent_cache_emits_nothing_but_still_counts() -> None:
+    clock = FakeClock()
+    sink = SignalSink()
+    for options in (
+        EphemeralLruCacheOptions(emit_signals=False, max_size=1, default_ttl=10.0, clock=clock),
+        EphemeralLruCacheOptions(emit_signals=False, max_size=1, default_ttl=10.0, clock=clock, signals=sink),
+    ):
+        cache: EphemeralLruCache[str, int] = EphemeralLruCache(options)
+        assert cache.try_get("a") == (False, None)
+        cache.set("a", 1)
+        assert cache.try_get("a") == (True, 1)
+        cache.set("b", 2)  # evicts "a"
+        assert cache.invalidate("b")
+        assert cache.get_signals() == []
+        assert cache.signals.sense("*") == []
+        stats = cache.get_stats()
+        assert (stats.hits, stats.misses, stats.evictions) == (1, 1, 1)
+    with pytest.raises(TypeError, match="emit_signals"):
+        EphemeralLruCacheOptions(emit_signals=1)  # type: ignore[arg-type]

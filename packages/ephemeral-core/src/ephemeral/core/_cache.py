@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,6 +12,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import anyio
 
+from ._bounded import BoundedMap
 from ._checks import check_int
 from ._clock import loop_clock, to_seconds
 from ._events import SignalEvent
@@ -47,6 +47,9 @@ class EphemeralLruCacheOptions:
             The counters in ``get_stats()`` are always exact.
         signals: A shared ``SignalSink`` to emit on; without one the cache keeps a private sink of
             ``2 * max_size`` signals for 5 minutes.
+        emit_signals: False runs the cache silently: it emits no signal at all (``get_signals``
+            returns nothing); the counters in ``get_stats()`` still count.
+            For a component that uses the cache internally and reports on its own signals.
         clock: A monotonic clock in seconds. By default, the clock of the event loop the cache is made
             in (so virtual time drives its TTLs in tests), or ``time.monotonic()`` for a cache made
             outside any loop (plain sync code); pass one to choose explicitly.
@@ -64,6 +67,7 @@ class EphemeralLruCacheOptions:
     sample_rate: int = 1
     signals: SignalSink | None = None
     clock: Callable[[], float] | None = None
+    emit_signals: bool = True
 
     def __post_init__(self) -> None:
         to_seconds(self.default_ttl, "default_ttl")
@@ -77,6 +81,8 @@ class EphemeralLruCacheOptions:
             raise TypeError(f"signals must be a SignalSink or None, got {self.signals!r}")
         if self.clock is not None and not callable(self.clock):
             raise TypeError(f"clock must be callable or None, got {self.clock!r}")
+        if not isinstance(self.emit_signals, bool):
+            raise TypeError(f"emit_signals must be a bool, got {self.emit_signals!r}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,10 @@ class CacheStats:
     def total_entries(self) -> int:
         """The seed's name for ``size``."""
         return self.size
+
+
+def _silent(signal: str, key: str) -> None:
+    """The emit of a silent cache."""
 
 
 class _Entry(Generic[V]):
@@ -200,10 +210,10 @@ class EphemeralLruCache(Generic[K, V]):
         self._sink = (
             options.signals
             if options.signals is not None
-            else SignalSink(max_capacity=2 * options.max_size, max_age=SIGNAL_WINDOW_AGE)
+            else SignalSink(max_capacity=2 * options.max_size if options.emit_signals else 1, max_age=SIGNAL_WINDOW_AGE)
         )
-        self._emit = self._sink.emit
-        self._entries: OrderedDict[K, _Entry[V]] = OrderedDict()
+        self._emit: Callable[[str, str], object] = self._sink.emit if options.emit_signals else _silent
+        self._entries: BoundedMap[K, _Entry[V]] = BoundedMap(options.max_size, on_evict=self._evicted)
         # Bound once: the hit path is measured against cachetools (benchmarks/bench_cache.py).
         self._find = self._entries.get
         self._touch = self._entries.move_to_end
@@ -368,19 +378,20 @@ class EphemeralLruCache(Generic[K, V]):
     def _store(self, key: K, value: V, ttl: float) -> None:
         entries = self._entries
         now = self._clock()
-        entries.pop(key, None)
         cold = self._hot_threshold - 1  # the insert is the first access
         deadline = now + self._absolute
         expires = now + ttl
-        entries[key] = _Entry(
-            value, expires if expires < deadline else deadline, ttl if cold else self._hot_ttl, cold, deadline
+        # Whatever exceeds max_size is evicted from the least recently used end, then expired entries there.
+        entries.put(
+            key,
+            _Entry(value, expires if expires < deadline else deadline, ttl if cold else self._hot_ttl, cold, deadline),
         )
-        # Drop expired entries at the least recently used end, then whatever exceeds max_size.
-        while len(entries) > self._max_size or next(iter(entries.values())).expires <= now:
-            self._evict(next(iter(entries)))
+        entries.drop_while(lambda entry: entry.expires <= now)
 
     def _evict(self, key: K) -> None:
-        del self._entries[key]
+        self._entries.evict(key)
+
+    def _evicted(self, key: K, entry: _Entry[V]) -> None:
         evictions = self._evictions = self._evictions + 1
         if evictions % self._rate == self._phase:
             self._emit("cache.evict", str(key))
@@ -445,8 +456,11 @@ class EphemeralLruCache(Generic[K, V]):
     def get_signals(self, pattern: str | None = None) -> list[SignalEvent[Any]]:
         """The live ``cache.*`` signals on the cache's sink, oldest first; only those matching ``pattern`` if given.
 
-        On a shared sink these include the signals of every cache emitting on it.
+        On a shared sink these include the signals of every cache emitting on it; a silent cache
+        (``emit_signals=False``) returns none.
         """
+        if not self._options.emit_signals:
+            return []
         if pattern is None:
             return self._sink.sense("cache.*")
         return [event for event in self._sink.sense(pattern) if event.signal.startswith("cache.")]

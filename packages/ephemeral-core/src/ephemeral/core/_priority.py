@@ -163,7 +163,7 @@ class _LaneControl(CoordinatorBase[T, Any]):
     ) -> int | None:
         lane = self._lane(lane_name)
         if self._completed:
-            raise self._refused()
+            raise CoordinatorClosedError(f"{type(self).__name__} has been completed; no new items are accepted")
         if lane.max_depth is not None and lane.waiting >= lane.max_depth:
             return None
         if self._pool is None or not self._has_room(item):
@@ -176,7 +176,7 @@ class _LaneControl(CoordinatorBase[T, Any]):
     def _try_admit(self, item: T, lane_name: str | None, key: str | None, group_of: Callable[[_Lane], Any]) -> bool:
         lane = self._lane(lane_name)
         if self._pool is None:
-            raise self._not_entered("coordinator", "c")
+            raise RuntimeError(f"enter the coordinator first: `async with {type(self).__name__}(...) as c:`")
         if self._completed or not self._has_room(item):
             return False
         if lane.max_depth is not None and lane.waiting >= lane.max_depth:

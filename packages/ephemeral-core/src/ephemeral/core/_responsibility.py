@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-import anyio
 from anyio.abc import TaskGroup
 
 from ._clock import TimeBase, loop_clock, to_seconds, utc_now
@@ -26,6 +25,7 @@ from ._lifecycle import close_task_group, open_task_group
 from ._loop import LoopBinding
 from ._matcher import GlobPattern, compile_pattern
 from ._sink import SignalSink
+from ._wakeup import Wakeup
 
 __all__ = (
     "ACKED_SIGNAL",
@@ -46,9 +46,6 @@ DEFAULT_ACK_PATTERN = "responsibility.ack.*"
 ACKED_SIGNAL = "responsibility.acked"
 #: Emitted when ``max_pin_duration`` releases a responsibility nobody acknowledged (key: the operation id).
 EXPIRED_SIGNAL = "responsibility.expired"
-
-#: Clock rounding must never wake the timer just short of a deadline (it would spin in virtual time).
-_TIMER_SLACK = 1e-6
 
 
 class Pinning(Protocol):
@@ -191,7 +188,7 @@ class ResponsibilitySignalManager:
         self._entered = False
         self._closed = False
         self._tg: TaskGroup | None = None
-        self._wake: anyio.Event | None = None
+        self._wakeup = Wakeup(lambda: self._clock())  # the timer's sleep; deadlines on the current clock
         self._timer_deadline: float | None = None
         self._subscription = sink.subscribe(self._on_signal)
 
@@ -424,10 +421,7 @@ class ResponsibilitySignalManager:
     # -- the timer --------------------------------------------------------------------------------
 
     def _wake_timer(self) -> None:
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            wake.set()
+        self._wakeup.wake()
 
     def _wake_timer_if_next(self, record: _Responsibility) -> None:
         """Reschedule the timer when it was sleeping until ``record``'s expiry (now gone)."""
@@ -441,12 +435,7 @@ class ResponsibilitySignalManager:
                 first = next(iter(self._active.values()), None)
             deadline = None if first is None else first.expires_at
             self._timer_deadline = deadline
-            self._wake = wake = anyio.Event()
-            if deadline is None:
-                await wake.wait()  # nothing can expire: sleep until a pin arrives
-            else:
-                with anyio.move_on_after(max(deadline - self._clock(), 0.0) + _TIMER_SLACK):
-                    await wake.wait()
+            await self._wakeup.wait(deadline)  # None: nothing can expire, sleep until a pin arrives
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"pending={len(self._active)}"

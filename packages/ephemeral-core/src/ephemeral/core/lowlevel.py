@@ -9,40 +9,66 @@ imports core's private modules.
 from __future__ import annotations
 
 from ._atom import AtomBase as AtomBase
-from ._checks import check_int as check_int
+from ._backoff import (
+    RETRY_HINT_COMMANDS as RETRY_HINT_COMMANDS,
+    BackoffPolicy as BackoffPolicy,
+    newest_retry_hint as newest_retry_hint,
+    parse_duration as parse_duration,
+    parse_retry_hint as parse_retry_hint,
+)
+from ._bounded import BoundedMap as BoundedMap
+from ._causal import cause_chain as cause_chain, caused_event as caused_event
+from ._checks import (
+    check_callable as check_callable,
+    check_choice as check_choice,
+    check_float as check_float,
+    check_int as check_int,
+    check_optional_int as check_optional_int,
+)
 from ._clock import TimeBase as TimeBase, loop_clock as loop_clock, to_seconds as to_seconds, utc_now as utc_now
 from ._coordinator import CoordinatorBase as CoordinatorBase, Deferral as Deferral
+from ._flush import FlushBuffer as FlushBuffer
 from ._hooks import EventHook as EventHook, call_isolated as call_isolated
 from ._keyed import KeyedQueues as KeyedQueues
-from ._lifecycle import (
-    TaskGroupOwner as TaskGroupOwner,
-    close_task_group as close_task_group,
-    open_task_group as open_task_group,
-    owned_task_group as owned_task_group,
-)
+from ._lifecycle import close_task_group as close_task_group, open_task_group as open_task_group
 from ._loop import LoopBinding as LoopBinding
 from ._matcher import compile_pattern as compile_pattern
 from ._persist import PersistAtom as PersistAtom
 from ._sink import next_id as next_id
+from ._wakeup import Wakeup as Wakeup, sleep_time as sleep_time, time_until as time_until
 
 __all__ = (
+    "RETRY_HINT_COMMANDS",
     "AtomBase",
+    "BackoffPolicy",
+    "BoundedMap",
     "CoordinatorBase",
     "Deferral",
     "EventHook",
+    "FlushBuffer",
     "KeyedQueues",
     "LoopBinding",
     "PersistAtom",
-    "TaskGroupOwner",
     "TimeBase",
+    "Wakeup",
     "call_isolated",
+    "cause_chain",
+    "caused_event",
+    "check_callable",
+    "check_choice",
+    "check_float",
     "check_int",
+    "check_optional_int",
     "close_task_group",
     "compile_pattern",
     "loop_clock",
+    "newest_retry_hint",
     "next_id",
     "open_task_group",
-    "owned_task_group",
+    "parse_duration",
+    "parse_retry_hint",
+    "sleep_time",
+    "time_until",
     "to_seconds",
     "utc_now",
 )

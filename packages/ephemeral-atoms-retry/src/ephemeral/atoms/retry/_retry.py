@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random as _random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -15,11 +14,10 @@ from ephemeral.core import (
     EphemeralOperation,
     EphemeralOptions,
     EphemeralWorkCoordinator,
-    SignalCommandMatch,
     SignalSink,
     current_operation,
 )
-from ephemeral.core.lowlevel import AtomBase, to_seconds
+from ephemeral.core.lowlevel import AtomBase, BackoffPolicy, check_int, newest_retry_hint
 
 __all__ = ("ATTEMPT_STATE", "RetryAtom")
 
@@ -28,50 +26,15 @@ T = TypeVar("T")
 #: The operation state holding the number of the attempt running: ``current_operation().get_state(ATTEMPT_STATE)``.
 ATTEMPT_STATE = "retry.attempt"
 
-#: Signal commands a body may emit on its operation to say how long to wait before the next attempt.
-_HINT_COMMANDS = ("retry-after", "rate-limit")
-
 #: A first wait (doubled for each further retry), or a callable of the failed attempt's number.
 Backoff = float | timedelta | Callable[[int], float | timedelta]
 #: The exceptions worth a retry: a class, a tuple of classes, or a predicate.
 RetryOn = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool]
 
 
-def _parse_retry_delay(text: str) -> float | None:
-    """Parse a hint's duration into seconds: ``"500ms"``, ``"2s"``, ``"1.5s"`` or a bare number of seconds.
-
-    Returns None for anything else (negative, not finite, unknown unit), so a garbled hint never stalls work.
-    """
-    text = text.strip().lower()
-    scale = 1.0
-    if text.endswith("ms"):
-        text, scale = text[:-2], 0.001
-    elif text.endswith("s"):
-        text = text[:-1]
-    try:
-        value = float(text.strip()) * scale
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and value >= 0 else None
-
-
 def _hinted_delay(error: Exception, operation: EphemeralOperation, first_signal: int) -> float | None:
     """How long the failed attempt asked to wait: the error's ``retry_after``, else its newest hint signal."""
-    hint = getattr(error, "retry_after", None)
-    if isinstance(hint, timedelta):
-        hint = hint.total_seconds()
-    elif isinstance(hint, str):  # a Retry-After header's value, say
-        hint = _parse_retry_delay(hint)
-    if isinstance(hint, (int, float)) and not isinstance(hint, bool) and math.isfinite(hint) and hint >= 0:
-        return float(hint)
-    for event in reversed(operation.signal_events()[first_signal:]):
-        for command in _HINT_COMMANDS:
-            match = SignalCommandMatch.try_parse(event.signal, command)
-            if match is not None:
-                delay = _parse_retry_delay(match.payload)
-                if delay is not None:
-                    return delay
-    return None
+    return newest_retry_hint(error, [event.signal for event in operation.signal_events()[first_signal:]])
 
 
 def _retry_predicate(retry_on: object) -> Callable[[Exception], bool]:
@@ -140,30 +103,10 @@ class RetryAtom(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
     ) -> None:
         if not callable(body):
             raise TypeError(f"body must be an async callable taking one item, got {body!r}")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
-            raise TypeError(f"max_attempts must be an int, got {max_attempts!r}")
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-        self._backoff_of: Callable[[int], float | timedelta] | None = None
-        self._backoff = 0.0
-        if isinstance(backoff, (int, float, timedelta)):
-            self._backoff = to_seconds(backoff, "backoff", allow_zero=True)
-        elif callable(backoff):
-            self._backoff_of = backoff
-        else:
-            raise TypeError(f"backoff must be seconds, a timedelta or a callable of the attempt, got {backoff!r}")
-        if jitter is not None:
-            if isinstance(jitter, bool) or not isinstance(jitter, (int, float)):
-                raise TypeError(f"jitter must be a fraction (float) or None, got {jitter!r}")
-            if not 0 <= jitter <= 1:
-                raise ValueError(f"jitter must be between 0 and 1, got {jitter!r}")
-        if random is not None and not isinstance(random, _random.Random):
-            raise TypeError(f"random must be a random.Random or None, got {random!r}")
+        self._max_attempts = check_int(max_attempts, "max_attempts")
+        self._policy = BackoffPolicy(backoff, jitter=jitter, random=random, name="backoff")
         self._should_retry = _retry_predicate(retry_on)
         self._body = body
-        self._max_attempts = max_attempts
-        self._jitter = float(jitter or 0.0)
-        self._random = random if random is not None else _random.Random()
         self._retries = 0
         self._exhausted = 0
         options = (
@@ -199,28 +142,14 @@ class RetryAtom(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
                     self._exhausted += 1
                     operation.emit(f"retry.exhausted:{attempt}")
                     raise
-                delay = _hinted_delay(error, operation, first_signal)
-                if delay is None:
-                    delay = self._backoff_delay(attempt)
+                delay = self._policy.delay(attempt, hint=_hinted_delay(error, operation, first_signal))
             attempt += 1
             self._retries += 1
             operation.emit(f"retry.attempt:{attempt}")
-            # To the microsecond: finer means nothing to a timer, and virtual clocks (looptime) tick in
-            # microseconds; an off-tick deadline can stall older versions of them.
-            await anyio.sleep(round(delay, 6))
+            await anyio.sleep(delay)  # whole microseconds (the policy rounds), as virtual clocks need
             # The timer may have fired just before a cancel (asyncio then resumes this task before
             # delivering the cancellation): no attempt starts once the atom was cancelled.
             await anyio.lowlevel.checkpoint_if_cancelled()
-
-    def _backoff_delay(self, attempt: int) -> float:
-        """The wait after failed attempt ``attempt`` (from 1), jittered."""
-        if self._backoff_of is None:
-            delay = self._backoff * 2.0 ** (attempt - 1)
-        else:
-            delay = to_seconds(self._backoff_of(attempt), "backoff(attempt)", allow_zero=True)
-        if self._jitter:
-            delay *= 1 + self._jitter * self._random.uniform(-1.0, 1.0)
-        return delay
 
     # -- state ------------------------------------------------------------------------------------
 
