@@ -62,7 +62,7 @@ async def test_seed_example() -> None:
         assert len(body.finished) == 7
         assert not coordinator.is_backpressured
     assert body.peak <= 4
-    assert coordinator.total_completed == coordinator.total_enqueued == 7
+    assert coordinator.get_metrics().total_completed == coordinator.get_metrics().total_enqueued == 7
 
 
 async def test_running_bodies_are_not_interrupted() -> None:
@@ -96,9 +96,9 @@ async def test_nothing_dropped_intake_waits_when_full() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(coordinator.enqueue, 3)
             await anyio.sleep(1)
-            assert coordinator.total_enqueued == 3  # still waiting for room
+            assert coordinator.get_metrics().total_enqueued == 3  # still waiting for room
             sink.retract("backpressure.full")
-        assert coordinator.total_enqueued == 4
+        assert coordinator.get_metrics().total_enqueued == 4
     assert body.finished == [0, 1, 2, 3]
 
 
@@ -196,8 +196,11 @@ async def test_exception_in_block_cancels_waiting_items_and_accounts() -> None:
                 await c.enqueue(n)
             raise KeyError("boom")
     assert body.finished == []
-    assert c.total_cancelled == 5
-    assert c.total_completed + c.total_failed + c.total_cancelled == c.total_enqueued
+    assert c.get_metrics().total_cancelled == 5
+    assert (
+        c.get_metrics().total_completed + c.get_metrics().total_failed + c.get_metrics().total_cancelled
+        == c.get_metrics().total_enqueued
+    )
     with pytest.raises(CoordinatorClosedError):
         await c.enqueue(9)
 
@@ -212,7 +215,7 @@ async def test_failures_are_counted_not_fatal() -> None:
     async with SignalDrivenBackpressure(body, sink) as c:
         for n in range(6):
             await c.enqueue(n)
-    assert (c.total_completed, c.total_failed) == (3, 3)
+    assert (c.get_metrics().total_completed, c.get_metrics().total_failed) == (3, 3)
 
 
 @pytest.mark.xfail(
@@ -335,8 +338,8 @@ async def test_property_holds_order_limit_and_accounting(
         live_since[0] = None
     assert violations == []
     assert started == sorted(started) == list(range(1, counter + 1))
-    assert c.total_completed + c.total_failed == c.total_enqueued == counter
-    assert c.total_failed == counter // fail_every
+    assert c.get_metrics().total_completed + c.get_metrics().total_failed == c.get_metrics().total_enqueued == counter
+    assert c.get_metrics().total_failed == counter // fail_every
 
 
 def test_readme_example_runs() -> None:

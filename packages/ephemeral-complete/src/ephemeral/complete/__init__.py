@@ -166,6 +166,9 @@ from ephemeral.patterns.circuitbreaker import (
     SignalBasedCircuitBreaker as SignalBasedCircuitBreaker,
     SignalHistory as SignalHistory,
 )
+from ephemeral.patterns.controlledfanout import (
+    ControlledFanOut as ControlledFanOut,
+)
 from ephemeral.patterns.persistentwindow import (
     PersistentSignalWindow as PersistentSignalWindow,
     WindowStats as WindowStats,
@@ -199,6 +202,7 @@ __all__ = (
     "CircuitOpenException",
     "ContributorResult",
     "ContributorTracker",
+    "ControlledFanOut",
     "CoordinatorClosedError",
     "CoordinatorMetrics",
     "DataSerializer",

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
-from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, PatternSet, SignalSink
+from ephemeral.core import CoordinatorMetrics, EphemeralOptions, EphemeralWorkCoordinator, PatternSet, SignalSink
 from ephemeral.core.lowlevel import AtomBase, check_int, to_seconds
 
 __all__ = ("DEFERRAL_EXPIRED", "SignalDrivenBackpressure")
@@ -145,25 +145,9 @@ class SignalDrivenBackpressure(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]
         """Bodies running now."""
         return self.coordinator.active_count
 
-    @property
-    def total_enqueued(self) -> int:
-        """Items accepted."""
-        return self.coordinator.total_enqueued
-
-    @property
-    def total_completed(self) -> int:
-        """Bodies that returned."""
-        return self.coordinator.total_completed
-
-    @property
-    def total_failed(self) -> int:
-        """Bodies that raised."""
-        return self.coordinator.total_failed
-
-    @property
-    def total_cancelled(self) -> int:
-        """Items cancelled because the block raised or ``cancel()`` was called."""
-        return self.coordinator.total_cancelled
+    def get_metrics(self) -> CoordinatorMetrics:
+        """Every counter at once: ``total_enqueued``, ``total_completed``, ``total_failed``, ``total_cancelled``, ..."""
+        return self.coordinator.get_metrics()
 
     def cancel(self) -> None:
         """Refuse new items, cancel waiting ones and interrupt running bodies (counted as cancelled)."""
