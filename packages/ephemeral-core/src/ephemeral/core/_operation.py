@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from ._causal import caused_event
 from ._clock import TimeBase
 from ._events import SignalConstraints, SignalEvent, SignalPropagation, SignalRetractedEvent
 from ._hooks import call_isolated
@@ -208,22 +209,16 @@ class EphemeralOperation:
         if not isinstance(signal, str) or not signal:
             raise ValueError(f"signal must be a non-empty string, got {signal!r}")
         host = self._host
-        chain = cause.propagation if isinstance(cause, SignalEvent) else cause
-        if isinstance(cause, SignalEvent) and chain is None:
-            chain = SignalPropagation.root(cause.signal)
-        propagation: SignalPropagation | None = None
         constraints = host.constraints
-        if constraints is not None:
-            reason = constraints.should_block(signal, chain)
-            propagation = constraints.propagation_for(signal, chain)
-            if reason is not None:
-                if constraints.on_blocked is not None:
-                    blocked: SignalEvent[Any] = SignalEvent(signal, self.id, self.key, host.time.now(), chain)
-                    call_isolated(constraints.on_blocked, blocked, reason)
+        if cause is None and constraints is None:  # the plain emit: no chain to extend or check
+            event: SignalEvent[Any] = SignalEvent(signal, self.id, self.key, host.time.now(), None)
+        else:
+            caused = caused_event(
+                signal, cause, operation_id=self.id, key=self.key, timestamp=host.time.now(), constraints=constraints
+            )
+            if caused is None:
                 return False
-        elif chain is not None:
-            propagation = chain.extend(signal)
-        event: SignalEvent[Any] = SignalEvent(signal, self.id, self.key, host.time.now(), propagation)
+            event = caused
         if self._signals is None:
             self._signals = [event]
         else:

@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from ._causal import caused_event
 from ._clock import TimeBase, to_seconds, utc_now
-from ._events import SignalEvent, SignalPropagation, SignalRetractedEvent
+from ._events import SignalEvent, SignalRetractedEvent
 from ._hooks import EventHook, Subscription
 from ._matcher import GlobPattern, PatternSet, compile_pattern
 
@@ -135,14 +136,8 @@ class SignalSink:
 
     def emit_caused(self, signal: str, cause: SignalEvent[Any] | None, key: str | None = None) -> SignalEvent[Any]:
         """Emit ``signal`` as a consequence of ``cause``, recording the causal chain."""
-        propagation = (
-            cause.propagation.extend(signal)
-            if cause is not None and cause.propagation is not None
-            else SignalPropagation((cause.signal, signal))
-            if cause is not None
-            else None
-        )
-        event: SignalEvent[Any] = SignalEvent(signal, next(_ids), key, self.now(), propagation)
+        event = caused_event(signal, cause, operation_id=next(_ids), key=key, timestamp=self.now())
+        assert event is not None  # only constraints refuse
         self.emit(event)
         return event
 

@@ -16,11 +16,10 @@ from ephemeral.core import (
     SignalConstraints,
     SignalDispatcher,
     SignalEvent,
-    SignalPropagation,
     SignalSink,
     Subscription,
 )
-from ephemeral.core.lowlevel import EventHook, call_isolated, compile_pattern, next_id
+from ephemeral.core.lowlevel import EventHook, caused_event, compile_pattern, next_id
 
 __all__ = (
     "AtomTrigger",
@@ -229,11 +228,6 @@ def _all_of(conditions: tuple[TriggerCondition, ...]) -> TriggerCondition | None
 # -- runs ------------------------------------------------------------------------------------------
 
 
-def _chain(trigger: SignalEvent[Any]) -> SignalPropagation:
-    """The causal chain of signals emitted because of ``trigger``."""
-    return trigger.propagation if trigger.propagation is not None else SignalPropagation.root(trigger.signal)
-
-
 class MoleculeContext:
     """What every step of one molecule run sees: the trigger signal, a shared ``state`` dict, the services.
 
@@ -287,18 +281,12 @@ def _emit_caused(
     key: str | None,
     payload: object,
 ) -> bool:
-    chain = _chain(cause)
-    if constraints is None:
-        propagation: SignalPropagation | None = chain.extend(signal)
-    else:
-        reason = constraints.should_block(signal, chain)
-        if reason is not None:
-            if constraints.on_blocked is not None:
-                blocked: SignalEvent[Any] = SignalEvent(signal, 0, key, sink.now(), chain, payload)
-                call_isolated(constraints.on_blocked, blocked, reason)
-            return False
-        propagation = constraints.propagation_for(signal, chain)
-    sink.emit(SignalEvent(signal, next_id(), key, sink.now(), propagation, payload))
+    event = caused_event(
+        signal, cause, operation_id=next_id(), key=key, timestamp=sink.now(), constraints=constraints, payload=payload
+    )
+    if event is None:
+        return False
+    sink.emit(event)
     return True
 
 
