@@ -710,6 +710,30 @@ async def test_an_outage_longer_than_the_retry_budget_fails_the_saves_and_says_s
     assert names(sink, f"retrying.data.{table}:*")
 
 
+@real_time
+async def test_a_backlog_fails_within_the_budget_plus_one_connect_timeout(postgres_dsn: str, table: str) -> None:
+    """300 writes in 30 batches queued during an outage all fail about write_retry_timeout + connect_timeout
+    after it began, not one connect_timeout per batch (which would take 30 s here)."""
+    config = DataStorageConfig(database_name=table, write_retry_timeout=0.5, batch_size=10)
+    async with tcp_proxy(postgres_dsn) as proxy:
+        conninfo = make_conninfo(postgres_dsn, host="127.0.0.1", port=str(proxy.port))
+        async with storage(conninfo, table, config=config, connect_timeout=1.0) as store:
+            await store.save("before", 0)
+            await proxy.stop()
+            start = anyio.current_time()
+            for i in range(299):
+                store.enqueue_save(f"k{i}", i)
+            with anyio.fail_after(40), pytest.raises(psycopg.OperationalError):
+                await store.save("waited", 1)
+            elapsed = anyio.current_time() - start
+            assert elapsed < 0.5 + 1.0 + 1.0, elapsed
+            assert store.stats() == AtomStats(0, 0, 1, 300)
+            await proxy.start()
+            with anyio.fail_after(10):
+                await store.save("after", 2)
+            assert await store.list_keys() == ["after", "before"]
+
+
 # -- review regressions -------------------------------------------------------------------------------
 
 

@@ -186,6 +186,32 @@ async def test_a_lock_held_past_the_retry_budget_fails_the_writes_and_reports_th
     ]
 
 
+async def test_a_backlog_behind_a_held_lock_fails_within_budget_plus_one_busy_timeout(tmp_path: Path) -> None:
+    """300 writes in 30 batches queued behind a lock held past the budget all fail together, about
+    write_retry_timeout + busy_timeout after the lock began, not one busy_timeout per batch."""
+    db = tmp_path / "l3.db"
+    config = DataStorageConfig(database_name="orders", write_retry_timeout=0.5, batch_size=10)
+    options = SqliteSingleWriterOptions(busy_timeout=0.5)
+    async with SqliteDataStorageAtom[str, Any](None, config, db, options=options) as storage:
+        await storage.save("first", 1)
+        other = sqlite3.connect(db, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            start = anyio.current_time()
+            for i in range(299):
+                storage.enqueue_save(f"k{i}", i)
+            with anyio.fail_after(30), pytest.raises(sqlite3.OperationalError, match="locked"):
+                await storage.save("waited", 2)
+            elapsed = anyio.current_time() - start
+            assert elapsed < 0.5 + 0.5 + 0.75, elapsed
+            assert storage.stats().failed == 300
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        await storage.save("after", 3)
+        assert await storage.list_keys() == ["after", "first"]
+
+
 async def test_two_atoms_share_one_writer_on_one_file(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     async with SqliteSingleWriter(db) as writer:

@@ -228,6 +228,45 @@ async def test_an_outage_longer_than_the_retry_budget_fails_the_waiting_writes()
     assert ("error.data.mem:ConnectionError", "a") in names(sink)
 
 
+@pytest.mark.parametrize("attempt_time", [0.0, 10.0])
+async def test_a_backlog_fails_within_the_budget_plus_one_attempt(attempt_time: float) -> None:
+    """10,000 writes queued in an outage where every attempt hangs for ``attempt_time`` (a connect or busy
+    timeout): once the budget is spent the whole backlog fails together, not one batch per attempt."""
+    config = DataStorageConfig(database_name="mem", write_retry_timeout=30.0, max_pending_writes=10_000)
+    async with MemoryStorage(config=config, delay=attempt_time) as storage:
+        storage.outage = 10**9
+        start = anyio.current_time()
+        for i in range(9_999):
+            storage.enqueue_save(f"k{i}", i)
+        with pytest.raises(ConnectionError):
+            await storage.save("waited", 1)
+        assert anyio.current_time() - start <= 30.0 + attempt_time
+        assert storage.stats() == AtomStats(0, 0, 0, 10_000)
+        assert len(storage.attempt_times) <= 40  # the budget's retries, not one attempt per batch
+        for i in range(5):  # room again at once; writes accepted now fail after one more attempt
+            storage.enqueue_save(f"late{i}", i)
+        await storage.flush()
+        assert anyio.current_time() - start <= 30.0 + 2 * attempt_time
+        assert storage.stats() == AtomStats(0, 0, 0, 10_005)
+        storage.outage = 0
+        await anyio.sleep(3600)
+        await storage.save("after", 2)  # the store is back: writes go through again
+        assert storage.data == {"after": "2"}
+
+
+async def test_a_clear_queued_behind_a_spent_outage_fails_with_it() -> None:
+    """A clear waiting in the backlog fails with the writes before it, and reads stop assuming it ran."""
+    config = DataStorageConfig(database_name="mem", write_retry_timeout=1.0)
+    async with MemoryStorage(config=config) as storage:
+        storage.data["old"] = "0"
+        storage.outage = 10**9
+        storage.enqueue_save("a", 1)
+        with pytest.raises(ConnectionError):
+            await storage.clear()
+        assert await storage.exists("old")
+        assert storage.stats() == AtomStats(0, 0, 0, 1)
+
+
 async def test_max_pending_writes_bounds_enqueue_and_save_waits_for_room() -> None:
     config = DataStorageConfig(database_name="mem", max_pending_writes=3, batch_size=2)
     async with MemoryStorage(config=config, delay=1.0) as storage:

@@ -92,13 +92,17 @@ class DataStorageStats(NamedTuple):
 
 
 class _Outage:
-    """When the current run of transient failures (of writes, or of reads) began and last failed."""
+    """When the current run of transient failures (of writes, or of reads) began and last failed.
 
-    __slots__ = ("down_since", "last_failure")
+    ``spent`` holds the error that used up the budget until the writer has failed the backlog with it.
+    """
+
+    __slots__ = ("down_since", "last_failure", "spent")
 
     def __init__(self) -> None:
         self.down_since: float | None = None
         self.last_failure = 0.0
+        self.spent: BaseException | None = None
 
 
 class _Write:
@@ -132,7 +136,8 @@ class DataStorageAtomBase(Generic[K, V]):
     throughput grows with load instead of paying one transaction per write. A load or ``exists`` sees
     every write accepted before it, even one not yet written. Reads run beside the writer, at most
     ``max_concurrency`` at once. A batch that fails with a transient error (a lost connection) is
-    retried with backoff for up to ``write_retry_timeout``; one that fails for another reason is
+    retried with backoff for up to ``write_retry_timeout``, after which the whole queued backlog fails at
+    once (not one batch per attempt); one that fails for another reason is
     retried write by write, so only the bad write fails. Leaving ``async with`` (also by an exception
     or a cancellation) writes everything accepted before the atom closes.
 
@@ -445,6 +450,33 @@ class DataStorageAtomBase(Generic[K, V]):
             with anyio.CancelScope(shield=True):
                 await self._run(queue[0])
             queue.popleft()
+            spent = self._write_outage.spent
+            if spent is not None:
+                self._write_outage.spent = None
+                self._fail_backlog(spent)
+
+    def _fail_backlog(self, error: BaseException) -> None:
+        """The outage outlasted ``write_retry_timeout``: fail every batch still queued, at once, with its error.
+
+        Each of them would otherwise wait one more attempt (a whole connect or busy timeout) to fail.
+        Writes accepted from now on get an attempt of their own.
+        """
+        queue = self._queue
+        if not queue:
+            return
+        self._open_batch = None
+        batches = list(queue)
+        queue.clear()
+        unwaited: list[_Write] = []
+        for batch in batches:
+            if batch.clear:
+                batch.error = error
+                self._clears_pending -= 1
+                self._report(error, None)
+            for write in batch.writes:
+                write.error = error
+            unwaited += self._finish(batch, log=False)
+        self._log_unwaited(unwaited)
 
     async def _run(self, batch: _Batch) -> None:
         if batch is self._open_batch and self._linger and len(batch.writes) < self._batch_size:
@@ -479,7 +511,11 @@ class DataStorageAtomBase(Generic[K, V]):
                     write.error = error
             else:  # one bad write must not sink the others: store them one by one
                 for write in writes:
-                    await self._store_one(write)
+                    spent = self._write_outage.spent
+                    if spent is None:
+                        await self._store_one(write)
+                    else:
+                        write.error = spent
         self._batches += 1
         self._largest = max(self._largest, len(writes))
 
@@ -511,6 +547,7 @@ class DataStorageAtomBase(Generic[K, V]):
                     outage.down_since = started
                 outage.last_failure = now
                 if now + delay > outage.down_since + self._retry_timeout:
+                    outage.spent = error
                     raise
                 self._retries += 1
                 self._emit(f"retrying.data.{self._config.database_name}:{type(error).__name__}")
@@ -520,7 +557,8 @@ class DataStorageAtomBase(Generic[K, V]):
                 outage.down_since = None
                 return result
 
-    def _finish(self, batch: _Batch) -> None:
+    def _finish(self, batch: _Batch, *, log: bool = True) -> list[_Write]:
+        """Count and signal ``batch``'s writes, release their waiters; return (or log) the failed unwaited ones."""
         config = self._config
         failures: list[_Write] = []
         for write in batch.writes:
@@ -535,22 +573,27 @@ class DataStorageAtomBase(Generic[K, V]):
                 self._report(write.error, write.key)
                 if not write.waited:
                     failures.append(write)
-        if failures:
-            error = failures[0].error
-            _log.error(
-                "%d write(s) to %r failed and nobody was waiting for them (first key %r): %s: %s",
-                len(failures),
-                config.database_name,
-                failures[0].key[:80],
-                type(error).__name__,
-                error,
-            )
+        if log:
+            self._log_unwaited(failures)
         self._unwritten -= len(batch.writes)
         batch.done.set()
         room = self._room
         if room is not None:
             self._room = None
             room.set()
+        return failures
+
+    def _log_unwaited(self, failures: list[_Write]) -> None:
+        if failures:
+            error = failures[0].error
+            _log.error(
+                "%d write(s) to %r failed and nobody was waiting for them (first key %r): %s: %s",
+                len(failures),
+                self._config.database_name,
+                failures[0].key[:80],
+                type(error).__name__,
+                error,
+            )
 
     # -- reads ----------------------------------------------------------------------------------
 

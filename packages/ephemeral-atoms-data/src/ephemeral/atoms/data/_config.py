@@ -47,7 +47,7 @@ class DataStorageConfig:
         max_pending_writes: The most writes accepted and not yet written. Beyond it ``enqueue_save``
             raises and ``save`` waits for room.
         write_retry_timeout: How long a batch that failed with a transient error (a lost connection) is
-            retried, with backoff, before its writes fail.
+            retried, with backoff, before its writes fail; every batch queued behind it then fails at once.
     """
 
     database_name: str = "default"
