@@ -911,3 +911,21 @@ def test_ids_do_not_repeat_across_restarts_of_a_process() -> None:
     second = [int(i) for i in subprocess.check_output([sys.executable, "-c", script], text=True).split()]
     assert first == sorted(set(first)) and second == sorted(set(second))
     assert second[0] > first[-1]
+
+
+@pytest.mark.parametrize("pattern", ["log.error.[a-z]", "shut.[", "a]", ""])
+def test_sink_calls_refuse_unsupported_globs(pattern: str) -> None:
+    """Every sink call taking a glob raises ValueError naming the pattern instead of silently matching nothing."""
+    sink = SignalSink()
+    sink.emit("log.error.x")
+    for call in (
+        lambda: sink.sense(pattern),
+        lambda: sink.detect(pattern),
+        lambda: sink.count(pattern),
+        lambda: sink.retract_matching(pattern),
+        lambda: sink.request_drain_pattern(pattern),
+        lambda: sink.sense_by_coordinator(pattern),
+    ):
+        with pytest.raises(ValueError, match="glob"):
+            call()
+    assert sink.count() == 1

@@ -344,6 +344,4 @@ class SignalSink:
 
     def request_drain_pattern(self, pattern: str) -> None:
         """Ask the coordinators whose ``coordinator_id`` matches the glob ``pattern`` to drain."""
-        if not pattern:
-            raise ValueError("pattern must be a non-empty glob")
-        self.emit("coordinator.drain.pattern", key=pattern)
+        self.emit("coordinator.drain.pattern", key=compile_pattern(pattern).pattern)

@@ -2,7 +2,8 @@
 
 Application code writes the names in ``ephemeral.core``; a distribution that builds a new atom or
 pattern on top of core imports what it needs to compose from here: the coordinator base, the atom
-bases, the lifecycle helpers, argument checks, clocks and ids. Nothing outside ``ephemeral-core``
+bases, the lifecycle helpers, argument checks, clocks and ids, and ``PatternIndex`` for matching a signal
+name against many registered globs at once. Nothing outside ``ephemeral-core``
 imports core's private modules.
 """
 
@@ -33,6 +34,7 @@ from ._keyed import KeyedQueues as KeyedQueues
 from ._lifecycle import close_task_group as close_task_group, open_task_group as open_task_group
 from ._loop import LoopBinding as LoopBinding
 from ._matcher import compile_pattern as compile_pattern
+from ._pattern_index import PatternIndex as PatternIndex
 from ._persist import PersistAtom as PersistAtom
 from ._sink import next_id as next_id
 from ._wakeup import Wakeup as Wakeup, sleep_time as sleep_time, time_until as time_until
@@ -48,6 +50,7 @@ __all__ = (
     "FlushBuffer",
     "KeyedQueues",
     "LoopBinding",
+    "PatternIndex",
     "PersistAtom",
     "TimeBase",
     "Wakeup",
