@@ -169,12 +169,24 @@ from ephemeral.patterns.circuitbreaker import (
 from ephemeral.patterns.controlledfanout import (
     ControlledFanOut as ControlledFanOut,
 )
+from ephemeral.patterns.longwindowdemo import (
+    LongWindowDemo as LongWindowDemo,
+    LongWindowResult as LongWindowResult,
+)
 from ephemeral.patterns.persistentwindow import (
     PersistentSignalWindow as PersistentSignalWindow,
     WindowStats as WindowStats,
 )
+from ephemeral.patterns.signalcoordinatedreads import (
+    CoordinatedReadsResult as CoordinatedReadsResult,
+    SignalCoordinatedReads as SignalCoordinatedReads,
+)
 from ephemeral.patterns.signallogwatcher import (
     SignalLogWatcher as SignalLogWatcher,
+)
+from ephemeral.patterns.signalreactionshowcase import (
+    SignalReactionResult as SignalReactionResult,
+    SignalReactionShowcase as SignalReactionShowcase,
 )
 from ephemeral.sqlite.singlewriter import (
     SqlParams as SqlParams,
@@ -203,6 +215,7 @@ __all__ = (
     "ContributorResult",
     "ContributorTracker",
     "ControlledFanOut",
+    "CoordinatedReadsResult",
     "CoordinatorClosedError",
     "CoordinatorMetrics",
     "DataSerializer",
@@ -233,6 +246,8 @@ __all__ = (
     "LastWordsNote",
     "LastWordsNoteAtom",
     "LogMessage",
+    "LongWindowDemo",
+    "LongWindowResult",
     "MoleculeBlueprint",
     "MoleculeBlueprintBuilder",
     "MoleculeContext",
@@ -274,6 +289,7 @@ __all__ = (
     "SignalConsensus",
     "SignalConstraints",
     "SignalContext",
+    "SignalCoordinatedReads",
     "SignalDispatcher",
     "SignalDrivenBackpressure",
     "SignalEvent",
@@ -285,6 +301,8 @@ __all__ = (
     "SignalLoggerProvider",
     "SignalProcessor",
     "SignalPropagation",
+    "SignalReactionResult",
+    "SignalReactionShowcase",
     "SignalRetractedEvent",
     "SignalRouter",
     "SignalSink",
