@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Generic, TypeVar
 
 from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, SignalSink
-from ephemeral.core.lowlevel import AtomBase
+from ephemeral.core.lowlevel import AtomBase, check_int
 
 __all__ = ("FixedWorkAtom",)
 
@@ -51,11 +51,7 @@ class FixedWorkAtom(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
         if max_concurrency is not None:
             options = replace(options, max_concurrency=max_concurrency)
         if max_tracked is not None:
-            if isinstance(max_tracked, bool) or not isinstance(max_tracked, int):
-                raise TypeError(f"max_tracked must be an int or None, got {max_tracked!r}")
-            if max_tracked < 1:
-                raise ValueError(f"max_tracked must be >= 1, got {max_tracked}")
-            options = replace(options, max_tracked_operations=max_tracked)
+            options = replace(options, max_tracked_operations=check_int(max_tracked, "max_tracked"))
         super().__init__(EphemeralWorkCoordinator(body, options))
 
     async def enqueue(self, item: T) -> int:

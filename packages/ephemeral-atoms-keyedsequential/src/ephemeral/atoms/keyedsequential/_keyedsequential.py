@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Generic, TypeVar
 
 from ephemeral.core import EphemeralKeyedWorkCoordinator, EphemeralOptions, SignalSink
-from ephemeral.core.lowlevel import AtomBase
+from ephemeral.core.lowlevel import AtomBase, check_int
 
 __all__ = ("KeyedSequentialAtom",)
 
@@ -51,10 +51,7 @@ class KeyedSequentialAtom(AtomBase[EphemeralKeyedWorkCoordinator[T, K]], Generic
         enable_fair_scheduling: bool = False,
         signals: SignalSink | None = None,
     ) -> None:
-        if isinstance(per_key_concurrency, bool) or not isinstance(per_key_concurrency, int):
-            raise TypeError(f"per_key_concurrency must be an int, got {per_key_concurrency!r}")
-        if per_key_concurrency < 1:
-            raise ValueError(f"per_key_concurrency must be >= 1, got {per_key_concurrency}")
+        check_int(per_key_concurrency, "per_key_concurrency")
         options = EphemeralOptions(
             max_concurrency_per_key=per_key_concurrency,
             enable_fair_scheduling=enable_fair_scheduling,

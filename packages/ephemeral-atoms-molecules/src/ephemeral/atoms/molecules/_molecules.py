@@ -19,7 +19,14 @@ from ephemeral.core import (
     SignalSink,
     Subscription,
 )
-from ephemeral.core.lowlevel import EventHook, caused_event, compile_pattern, next_id
+from ephemeral.core.lowlevel import (
+    EventHook,
+    caused_event,
+    check_callable,
+    check_optional_int,
+    compile_pattern,
+    next_id,
+)
 
 __all__ = (
     "AtomTrigger",
@@ -50,21 +57,6 @@ def _text(name: str, value: object) -> str:
         raise TypeError(f"{name} must be a str, got {value!r}")
     if not value.strip():
         raise ValueError(f"{name} must not be blank, got {value!r}")
-    return value
-
-
-def _callable(name: str, value: object) -> None:
-    if not callable(value):
-        raise TypeError(f"{name} must be callable, got {value!r}")
-
-
-def _optional_positive(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int or None, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
     return value
 
 
@@ -108,11 +100,11 @@ class MoleculeBlueprint:
         self._glob: GlobPattern = compile_pattern(_text("trigger_pattern", trigger_pattern))
         collected = tuple(steps)
         for step in collected:
-            _callable("step", step)
+            check_callable(step, "step")
         if not collected:
             raise ValueError("steps must hold at least one step")
         if condition is not None:
-            _callable("condition", condition)
+            check_callable(condition, "condition")
         self._steps: tuple[MoleculeStep, ...] = collected
         self._condition = condition
         self._lock = threading.Lock()
@@ -139,14 +131,14 @@ class MoleculeBlueprint:
 
     def add_atom(self, step: MoleculeStep) -> MoleculeBlueprint:
         """Append ``step``; runs starting from now on include it. Returns the blueprint."""
-        _callable("step", step)
+        check_callable(step, "step")
         with self._lock:
             self._steps = (*self._steps, step)
         return self
 
     def remove_atoms(self, predicate: Callable[[MoleculeStep], bool]) -> int:
         """Remove every step for which ``predicate(step)`` is true; return how many were removed."""
-        _callable("predicate", predicate)
+        check_callable(predicate, "predicate")
         with self._lock:
             kept = tuple(step for step in self._steps if not predicate(step))
             removed = len(self._steps) - len(kept)
@@ -183,13 +175,13 @@ class MoleculeBlueprintBuilder:
 
     def add_atom(self, step: MoleculeStep) -> MoleculeBlueprintBuilder:
         """Append ``step`` (``async def step(ctx)``); returns the builder."""
-        _callable("step", step)
+        check_callable(step, "step")
         self._steps.append(step)
         return self
 
     def remove_atoms(self, predicate: Callable[[MoleculeStep], bool]) -> int:
         """Remove every step for which ``predicate(step)`` is true; return how many were removed."""
-        _callable("predicate", predicate)
+        check_callable(predicate, "predicate")
         kept = [step for step in self._steps if not predicate(step)]
         removed = len(self._steps) - len(kept)
         self._steps = kept
@@ -197,7 +189,7 @@ class MoleculeBlueprintBuilder:
 
     def with_condition(self, condition: TriggerCondition) -> MoleculeBlueprintBuilder:
         """Also require ``condition(signal)`` of the trigger signal (conditions add up); returns the builder."""
-        _callable("condition", condition)
+        check_callable(condition, "condition")
         self._conditions.append(condition)
         return self
 
@@ -366,8 +358,8 @@ class MoleculeRunner:
             raise ValueError("blueprints must hold at least one MoleculeBlueprint")
         if signal_constraints is not None and not isinstance(signal_constraints, SignalConstraints):
             raise TypeError(f"signal_constraints must be SignalConstraints or None, got {signal_constraints!r}")
-        self._max_concurrency = _optional_positive("max_concurrency", max_concurrency)
-        queued = _optional_positive("max_queued", max_queued)
+        self._max_concurrency = check_optional_int(max_concurrency, "max_concurrency")
+        queued = check_optional_int(max_queued, "max_queued")
         if queued is None:
             raise TypeError("max_queued must be an int, got None")
         self._max_queued = queued
@@ -608,9 +600,9 @@ class AtomTrigger:
         if not isinstance(sink, SignalSink):
             raise TypeError(f"sink must be a SignalSink, got {sink!r}")
         self._glob = compile_pattern(_text("pattern", pattern))
-        _callable("action", action)
-        concurrency = _optional_positive("max_concurrency", max_concurrency)
-        queued = _optional_positive("max_queued", max_queued)
+        check_callable(action, "action")
+        concurrency = check_optional_int(max_concurrency, "max_concurrency")
+        queued = check_optional_int(max_queued, "max_queued")
         self._sink = sink
         self._action = action
         self._runner = runner

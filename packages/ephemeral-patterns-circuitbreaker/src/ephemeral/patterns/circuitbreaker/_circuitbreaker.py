@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from ephemeral.core import SignalEvent, SignalFilter, SignalSink
-from ephemeral.core.lowlevel import AtomBase, compile_pattern, to_seconds
+from ephemeral.core.lowlevel import AtomBase, check_int, compile_pattern, to_seconds
 
 __all__ = ("CircuitOpenException", "SignalBasedCircuitBreaker", "SignalHistory")
 
@@ -61,14 +61,6 @@ def _on_name(matches: Callable[[str], bool]) -> Callable[[SignalEvent[Any]], boo
     return lambda event: matches(event.signal)
 
 
-def _threshold(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"threshold must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"threshold must be >= 1, got {value!r}")
-    return value
-
-
 class SignalBasedCircuitBreaker:
     """A circuit breaker that keeps no state: it counts failure signals in the recent signal window.
 
@@ -112,7 +104,7 @@ class SignalBasedCircuitBreaker:
         window_size: float | timedelta = timedelta(seconds=30),
     ) -> None:
         self._failure_signal = _text("failure_signal", failure_signal)
-        self._threshold = _threshold(threshold)
+        self._threshold = check_int(threshold, "threshold")
         self._window_seconds = to_seconds(window_size, "window_size")
         self._window = timedelta(seconds=self._window_seconds)
 
