@@ -169,6 +169,9 @@ from ephemeral.patterns.circuitbreaker import (
 from ephemeral.patterns.controlledfanout import (
     ControlledFanOut as ControlledFanOut,
 )
+from ephemeral.patterns.dynamicconcurrency import (
+    DynamicConcurrencyDemo as DynamicConcurrencyDemo,
+)
 from ephemeral.patterns.longwindowdemo import (
     LongWindowDemo as LongWindowDemo,
     LongWindowResult as LongWindowResult,
@@ -226,6 +229,7 @@ __all__ = (
     "DependencyCoordinator",
     "DependencyExecutionError",
     "DependencyResult",
+    "DynamicConcurrencyDemo",
     "EarlyExitResult",
     "EarlyExitResultCoordinator",
     "EphemeralKeyedWorkCoordinator",
