@@ -227,6 +227,48 @@ async def test_entered_only_once() -> None:
             pass
 
 
+async def test_many_watchers_on_one_sink_each_get_their_own_matches() -> None:
+    """Watchers share one subscription per sink through a pattern index; each sees exactly its matches."""
+    sink = virtual_sink()
+    seen: dict[str, list[SignalEvent[Any]]] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        for n in range(200):
+            pattern = f"svc{n}.error.*"
+            seen[pattern] = []
+            watcher = SignalLogWatcher(sink, on_match=seen[pattern].append, pattern=pattern)
+            await stack.enter_async_context(watcher)
+        seen["*.error.db"] = []
+        await stack.enter_async_context(
+            SignalLogWatcher(sink, on_match=seen["*.error.db"].append, pattern="*.error.db")
+        )
+        twin: list[str] = []
+        await stack.enter_async_context(
+            SignalLogWatcher(sink, on_match=lambda e: twin.append(e.signal), pattern="svc7.error.*")
+        )
+        for n in range(200):
+            sink.emit(f"svc{n}.error.db")
+            sink.emit(f"svc{n}.info")
+    for n in range(200):
+        assert [e.signal for e in seen[f"svc{n}.error.*"]] == [f"svc{n}.error.db"]
+    assert [e.signal for e in seen["*.error.db"]] == [f"svc{n}.error.db" for n in range(200)]
+    assert twin == ["svc7.error.db"]
+
+
+async def test_a_closed_watcher_stops_hearing_while_others_carry_on() -> None:
+    sink = virtual_sink()
+    first: list[str] = []
+    second: list[str] = []
+    async with SignalLogWatcher(sink, on_match=lambda e: second.append(e.signal)):
+        async with SignalLogWatcher(sink, on_match=lambda e: first.append(e.signal)):
+            sink.emit("error.one")
+        sink.emit("error.two")
+    sink.emit("error.three")
+    async with SignalLogWatcher(sink, on_match=lambda e: first.append(e.signal)):  # a fresh subscription works
+        sink.emit("error.four")
+    assert first == ["error.one", "error.four"]
+    assert second == ["error.one", "error.two"]
+
+
 def test_bad_input_names_the_argument() -> None:
     sink = SignalSink()
     with pytest.raises(TypeError, match="sink"):
@@ -235,6 +277,10 @@ def test_bad_input_names_the_argument() -> None:
         SignalLogWatcher(sink, on_match="print")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="pattern"):
         SignalLogWatcher(sink, on_match=print, pattern="")
+    with pytest.raises(ValueError, match="pattern"):
+        SignalLogWatcher(sink, on_match=print, pattern="error.[a-z]")
+    with pytest.raises(ValueError, match="pattern"):
+        SignalLogWatcher(sink, on_match=print, pattern=" , ")
     with pytest.raises(ValueError, match="poll_interval"):
         SignalLogWatcher(sink, on_match=print, poll_interval=0)
     with pytest.raises(TypeError, match="poll_interval"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -14,7 +16,15 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ephemeral.core import PatternSet, SignalEvent, SignalPropagation, SignalSink, Subscription
-from ephemeral.core.lowlevel import LoopBinding, check_int, close_task_group, next_id, open_task_group, to_seconds
+from ephemeral.core.lowlevel import (
+    LoopBinding,
+    PatternIndex,
+    check_int,
+    close_task_group,
+    next_id,
+    open_task_group,
+    to_seconds,
+)
 
 __all__ = ("SignalLogWatcher",)
 
@@ -22,6 +32,46 @@ _log = logging.getLogger("ephemeral.patterns.signallogwatcher")
 
 #: What ``on_match`` may be: a plain function or a coroutine function, given the matching event.
 OnMatch = Callable[[SignalEvent[Any]], "Awaitable[object] | object"]
+
+
+class _Hub:
+    """One subscription per sink for all its watchers: a lookup in a pattern index finds those to tell.
+
+    With many watchers on one sink, an emit costs one subscriber call and one index lookup (which only
+    tries the patterns that can match), not one pattern match per watcher.
+    """
+
+    __slots__ = ("__weakref__", "index", "subscription")
+
+    def __init__(self, sink: SignalSink) -> None:
+        self.index: PatternIndex[SignalLogWatcher] = PatternIndex()
+        self.subscription = sink.subscribe(self.on_signal)
+
+    def on_signal(self, event: SignalEvent[Any]) -> None:
+        for watcher in self.index.match(event.signal):
+            watcher._on_signal(event)
+
+
+_hubs: weakref.WeakKeyDictionary[SignalSink, _Hub] = weakref.WeakKeyDictionary()
+_hubs_lock = threading.Lock()
+
+
+def _watch(sink: SignalSink, pattern: str, watcher: SignalLogWatcher) -> Subscription:
+    """Tell ``watcher`` about every signal on ``sink`` matching ``pattern`` until the handle is closed."""
+    with _hubs_lock:
+        hub = _hubs.get(sink)
+        if hub is None:
+            hub = _hubs[sink] = _Hub(sink)
+        handle = hub.index.add(pattern, watcher)
+
+    def unwatch() -> None:
+        with _hubs_lock:
+            hub.index.remove(handle)
+            if not hub.index and _hubs.get(sink) is hub:
+                hub.subscription.close()
+                del _hubs[sink]
+
+    return Subscription(unwatch)
 
 
 class SignalLogWatcher:
@@ -72,14 +122,13 @@ class SignalLogWatcher:
             raise TypeError(f"on_match must be callable, got {on_match!r}")
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a str, got {pattern!r}")
-        if not pattern.strip():
+        if not PatternSet(pattern):  # compiles each alternative: unsupported glob syntax raises ValueError
             raise ValueError(f"pattern must not be blank, got {pattern!r}")
         self._poll_interval = to_seconds(poll_interval, "poll_interval")
         self._max_pending = check_int(max_pending, "max_pending")
         self._sink = sink
         self._on_match = on_match
         self._pattern = pattern
-        self._matcher = PatternSet(pattern)
         self._queue: deque[SignalEvent[Any]] = deque()
         self._own_ids: set[int] = set()
         self._wake = anyio.Event()
@@ -117,7 +166,7 @@ class SignalLogWatcher:
         self._loop = LoopBinding()
         self._tg = await open_task_group()
         self._tg.start_soon(self._deliver)
-        self._subscription = self._sink.subscribe(self._on_signal)
+        self._subscription = _watch(self._sink, self._pattern, self)
         return self
 
     async def __aexit__(
@@ -142,8 +191,6 @@ class SignalLogWatcher:
     # -- receiving (any thread) -------------------------------------------------------------------
 
     def _on_signal(self, event: SignalEvent[Any]) -> None:
-        if not self._matcher.matches(event.signal):
-            return
         loop = self._loop
         if loop is None:
             return
