@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +21,7 @@ from ephemeral.core import (
     current_operation,
 )
 from ephemeral.core.lowlevel import (
+    BoundedMap,
     EventHook,
     PersistAtom,
     call_isolated,
@@ -289,7 +290,8 @@ class OperationEchoMaker(Generic[P]):
         age = options.max_capture_age
         self._max_age = None if age is None else to_seconds(age, "max_capture_age")
         self._clock = clock if clock is not None else loop_clock()
-        self._tracked: OrderedDict[int, _Tracked[P]] = OrderedDict()  # least recently updated first
+        # Least recently updated first; each operation dropped (for room or age) is counted.
+        self._tracked: BoundedMap[int, _Tracked[P]] = BoundedMap(self._max_tracked, on_evict=self._dropped)
         self._lock = threading.Lock()
         self._closed = False
         self.echo_count = 0
@@ -362,29 +364,24 @@ class OperationEchoMaker(Generic[P]):
             if tracked is None:
                 if activation is not None and not activates:
                     return  # dropped meanwhile
-                tracked = self._tracked[operation_id] = _Tracked(self._max_captures, now)
+                tracked = _Tracked(self._max_captures, now)
+                self._tracked.put(operation_id, tracked)  # drops the least recently updated beyond the bound
             else:
-                self._tracked.move_to_end(operation_id)
+                self._tracked.touch(operation_id)
                 tracked.updated = now
             if capture:
                 tracked.captures.append(
                     OperationEchoCapture(signal, cast(P, event.payload), event.timestamp, event.key)
                 )
-            while len(self._tracked) > self._max_tracked:
-                self._tracked.popitem(last=False)
-                self.dropped_count += 1
+
+    def _dropped(self, operation_id: int, tracked: _Tracked[P]) -> None:
+        self.dropped_count += 1
 
     def _expire(self, now: float) -> None:
         """Drop operations not updated for ``max_capture_age`` (called under the lock)."""
-        if self._max_age is None:
-            return
-        tracked = self._tracked
-        while tracked:
-            oldest = next(iter(tracked.values()))
-            if oldest.updated + self._max_age > now:
-                return
-            tracked.popitem(last=False)
-            self.dropped_count += 1
+        max_age = self._max_age
+        if max_age is not None:
+            self._tracked.drop_while(lambda tracked: tracked.updated + max_age <= now)
 
     def _on_finalized(self, snapshot: EphemeralOperationSnapshot[Any]) -> None:
         with self._lock:
