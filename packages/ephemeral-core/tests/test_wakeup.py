@@ -82,3 +82,18 @@ def test_clock_must_be_callable() -> None:
     with pytest.raises(TypeError, match="clock"):
         Wakeup(clock=1.0)  # type: ignore[arg-type]
     assert "idle" in repr(Wakeup())
+
+
+async def test_ready_is_checked_once_the_task_counts_as_waiting() -> None:
+    wakeup = Wakeup()
+    seen: list[bool] = []
+
+    def ready() -> bool:
+        seen.append(wakeup.waiting)  # a waker on another thread that checks `waiting` now sees True
+        return True
+
+    start = anyio.current_time()
+    assert await wakeup.wait(start + 5.0, ready=ready) is True
+    assert seen == [True]
+    assert anyio.current_time() == start
+    assert await wakeup.wait(start + 1.0, ready=lambda: False) is False

@@ -51,8 +51,9 @@ class Wakeup:
     Deadlines are readings of ``clock`` (by default the running loop's clock, ``loop_clock()``, resolved
     at the first wait), and sleeps follow ``time_until``.
 
-    ``wake`` must be called from the event loop's thread (relay other threads' wakes through the loop).
-    One task waits at a time.
+    ``wake`` must be called from the event loop's thread: another thread relays its wake through the
+    loop (``LoopBinding.call``), only while ``waiting`` if it must not block, passing ``ready`` to
+    ``wait``. One task waits at a time.
     """
 
     __slots__ = ("_clock", "_event", "_pending")
@@ -78,17 +79,25 @@ class Wakeup:
             self._event = None
             event.set()
 
-    async def wait(self, deadline: float | None = None) -> bool:
+    async def wait(self, deadline: float | None = None, *, ready: Callable[[], bool] | None = None) -> bool:
         """Sleep until woken or until the clock passes ``deadline`` (None: no deadline).
 
+        Args:
+            deadline: A reading of the clock, or None.
+            ready: Checked once the task counts as ``waiting``; when true, return at once. For wakers on
+                other threads that relay a wake only while someone waits: a change made just before
+                the task started waiting is seen here instead of being missed.
+
         Returns:
-            True when woken (or a wake was pending), False when the deadline passed.
+            True when woken (or a wake was pending, or ``ready()``), False when the deadline passed.
         """
         if self._pending:
             self._pending = False
             return True
         self._event = event = anyio.Event()
         try:
+            if ready is not None and ready():
+                return True
             if deadline is None:
                 await event.wait()
                 return True

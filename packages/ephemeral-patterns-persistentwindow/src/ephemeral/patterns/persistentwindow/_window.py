@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 from collections import deque
@@ -20,6 +19,7 @@ from anyio.abc import TaskGroup
 from ephemeral.core import SignalEvent, SignalFilter, SignalSink, Subscription
 from ephemeral.core.lowlevel import (
     LoopBinding,
+    Wakeup,
     check_int,
     close_task_group,
     loop_clock,
@@ -135,7 +135,8 @@ class PersistentSignalWindow:
         self._healthy = True  # the last write succeeded: a full queue may be written before the interval
         self._flush_lock = anyio.Lock()
         self._schema_lock = anyio.Lock()
-        self._wake: anyio.Event | None = None
+        self._clock: Callable[[], float] = loop_clock()  # the loop's, set again on entering
+        self._wakeup = Wakeup(self._clock)  # the flush loop's sleep
         self._binding: LoopBinding | None = None
         self._tg: TaskGroup | None = None
         self._entered = False
@@ -149,6 +150,8 @@ class PersistentSignalWindow:
             raise RuntimeError("a PersistentSignalWindow can be entered only once")
         self._entered = True
         self._binding = LoopBinding()
+        self._clock = loop_clock()
+        self._wakeup = Wakeup(self._clock)
         self._subscription = self._sink.subscribe(self._on_signal)
         self._tg = tg = await open_task_group()
         tg.start_soon(self._flush_loop)
@@ -390,7 +393,7 @@ class PersistentSignalWindow:
         """Write the queue ``flush_interval`` after a signal arrives in it empty, or at once when a chunk is full."""
         while True:
             await self._wait_until(lambda: bool(self._pending))
-            deadline = anyio.current_time() + self._interval
+            deadline = self._clock() + self._interval
             # After a failure, wait out the interval even when a chunk is full: no busy retries.
             await self._wait_until(lambda: self._healthy and len(self._pending) >= self._chunk, deadline)
             try:
@@ -404,29 +407,16 @@ class PersistentSignalWindow:
                     exc_info=True,
                 )
 
-    async def _wait_until(self, ready: Callable[[], bool], deadline: float = math.inf) -> None:
+    async def _wait_until(self, ready: Callable[[], bool], deadline: float | None = None) -> None:
         """Sleep until ``ready()`` (re-checked whenever ``emit`` wakes the task) or ``deadline``."""
         while not ready():
-            self._wake = wake = anyio.Event()
-            try:
-                if ready():  # an emit on another thread may have queued just before the event existed
-                    return
-                with anyio.CancelScope(deadline=deadline) as timer:
-                    await wake.wait()
-                if timer.cancelled_caught:
-                    return
-            finally:
-                self._wake = None
+            if not await self._wakeup.wait(deadline, ready=ready):
+                return
 
     def _wake_loop(self) -> None:
-        if self._wake is None or self._binding is None:
-            return
-        self._binding.call(self._set_wake)
-
-    def _set_wake(self) -> None:
-        wake = self._wake
-        if wake is not None:
-            wake.set()
+        # Only while the loop waits: an emit from a thread the loop is itself waiting on must not block.
+        if self._wakeup.waiting and self._binding is not None:
+            self._binding.call(self._wakeup.wake)
 
     # -- restoring --------------------------------------------------------------------------------
 
