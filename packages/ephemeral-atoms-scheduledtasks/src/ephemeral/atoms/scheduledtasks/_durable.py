@@ -1,0 +1,288 @@
+"""DurableTaskAtom: tasks kept in a store, claimed and handled on a coordinator, retried, never lost."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ephemeral.core import EphemeralKeyedWorkCoordinator, EphemeralOptions, SignalSink, current_operation
+from ephemeral.core.lowlevel import (
+    AtomBase,
+    TimeBase,
+    check_int,
+    close_task_group,
+    loop_clock,
+    open_task_group,
+    to_seconds,
+)
+
+from ._store import DurableTask, InMemoryTaskStore, StoredTask, TaskStore
+
+__all__ = ("DurableTaskAtom",)
+
+_Self = TypeVar("_Self", bound="DurableTaskAtom")
+_log = logging.getLogger("ephemeral.atoms.scheduledtasks")
+
+
+def _key_of(stored: StoredTask) -> str:
+    return stored.task.key if stored.task.key is not None else stored.task.name
+
+
+class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
+    """Runs ``async def handler(task)`` for every ``DurableTask`` put in its store, one at a time by default.
+
+    ``enqueue`` puts a task in the store (on disk, for the durable stores, before it returns); the atom
+    claims due tasks while it has a free slot (``max_concurrency``) and runs each as an operation of its
+    coordinator, keyed by the task's key (its name when it has none). The operation emits
+    ``task.started:{name}``, then the task's own signal, then ``task.completed:{name}`` or
+    ``task.failed:{name}``. A handler that raises is tried again after ``retry_delay * 2**(n-1)`` until it
+    has failed ``max_attempts`` times; a handler that never finished (the process died) runs again when the
+    store hands the task out again (at the next start, or when its lease expires).
+
+    Args:
+        handler: ``async def handler(task: DurableTask)``.
+        store: Where tasks wait: None keeps them in memory (lost with the process); ``SqliteTaskStore`` or
+            ``PostgresTaskStore`` keep them on disk.
+        max_concurrency: How many handlers run at once.
+        max_attempts: How many times a failing handler is tried.
+        retry_delay: The wait before the first retry, doubled for each further one (seconds or timedelta).
+        signals: A shared sink for the operations' signals.
+        clock: ``clock()`` -> aware UTC datetime, for retry times in local stores; by default the loop's
+            clock (virtual time drives it).
+
+    Raises:
+        TypeError: ``handler`` is not callable or ``store`` is not a ``TaskStore``.
+        ValueError: ``max_concurrency`` or ``max_attempts`` < 1, ``retry_delay`` < 0.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[DurableTask], Awaitable[object]],
+        store: TaskStore | None = None,
+        *,
+        max_concurrency: int = 1,
+        max_attempts: int = 1,
+        retry_delay: float | timedelta = 1.0,
+        signals: SignalSink | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be an async callable taking a DurableTask, got {handler!r}")
+        if store is None:
+            store = InMemoryTaskStore()
+        elif not isinstance(store, TaskStore):
+            raise TypeError(f"store must be a TaskStore (InMemoryTaskStore, SqliteTaskStore, ...), got {store!r}")
+        check_int(max_concurrency, "max_concurrency", minimum=1)
+        check_int(max_attempts, "max_attempts", minimum=1)
+        if clock is not None and not callable(clock):
+            raise TypeError(f"clock must be a callable returning an aware datetime, got {clock!r}")
+        self._retry_delay = to_seconds(retry_delay, "retry_delay", allow_zero=True)
+        self._handler = handler
+        self._store = store
+        self._max_attempts = max_attempts
+        self._clock = clock
+        self._now: Callable[[], datetime] = clock if clock is not None else TimeBase(loop_clock()).now
+        self._worker = uuid.uuid4().hex
+        options = EphemeralOptions(
+            max_concurrency=max_concurrency,
+            max_concurrency_per_key=max_concurrency,
+            signals=signals,
+            drain_on_signals=None,
+        )
+        super().__init__(EphemeralKeyedWorkCoordinator(_key_of, self._run, options))
+        self._slots = anyio.Semaphore(max_concurrency)
+        self._claimed = 0
+        self._wake: anyio.Event | None = None
+        self._idle = False
+        self._idle_changed: anyio.Event | None = None
+        self._tg: TaskGroup | None = None
+        self._open = False
+
+    @property
+    def store(self) -> TaskStore:
+        """The store the atom's tasks wait in."""
+        return self._store
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def __aenter__(self: _Self) -> _Self:
+        if self._clock is None:
+            self._now = TimeBase(loop_clock()).now
+        await self._store.open()
+        try:
+            await super().__aenter__()
+        except BaseException:
+            await self._store.close()
+            raise
+        try:
+            self._idle_changed = anyio.Event()
+            self._tg = tg = await open_task_group()
+            tg.start_soon(self._pump)
+        except BaseException:
+            await self.coordinator.__aexit__(*sys.exc_info())
+            await self._store.close()
+            raise
+        self._open = True
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        """Leave: stop claiming, let running handlers finish (cancel them on an exception), close the store."""
+        assert self._tg is not None
+        self._open = False
+        try:
+            await close_task_group(self._tg)
+            await self.coordinator.__aexit__(exc_type, exc, tb)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._store.close()
+        return None
+
+    # -- intake -----------------------------------------------------------------------------------
+
+    async def enqueue(self, task: DurableTask) -> bool:
+        """Store ``task`` for handling; with a durable store it is on disk when this returns.
+
+        Returns:
+            False when the store already holds the same ``(name, scheduled_at)``: it runs once.
+
+        Raises:
+            TypeError: ``task`` is not a ``DurableTask``.
+            RuntimeError: The atom is not open.
+        """
+        if not isinstance(task, DurableTask):
+            raise TypeError(f"task must be a DurableTask, got {task!r}")
+        if not self._open:
+            raise RuntimeError("enter the atom first: `async with DurableTaskAtom(handler) as atom:`")
+        self._set_idle(False)
+        try:
+            return await self._store.add(task, self._now())
+        finally:
+            self._poke()
+
+    async def wait_for_idle(self) -> None:
+        """Wait until no task is running and none is waiting to be claimed; the atom stays open."""
+        while not self._idle:
+            assert self._idle_changed is not None
+            await self._idle_changed.wait()
+
+    # -- claiming ---------------------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake.set()
+
+    def _set_idle(self, idle: bool) -> None:
+        if idle != self._idle:
+            self._idle = idle
+            if self._idle_changed is not None:
+                self._idle_changed.set()
+            self._idle_changed = anyio.Event()
+
+    async def _pump(self) -> None:
+        """Claim a due task whenever a slot is free, and hand it to the coordinator."""
+        store = self._store
+        while True:
+            await self._slots.acquire()
+            try:
+                while True:
+                    self._wake = wake = anyio.Event()
+                    now = self._now()
+                    stored = await store.claim(self._worker, now)
+                    if stored is not None:
+                        break
+                    wait = await store.next_due(now)
+                    if wait is None and self._claimed == 0:
+                        self._set_idle(True)
+                    timeout = min(math.inf if wait is None else wait, store.poll_interval or math.inf)
+                    with anyio.move_on_after(timeout):
+                        await wake.wait()
+                self._set_idle(False)
+            except BaseException:
+                self._slots.release()
+                raise
+            self._claimed += 1
+            try:
+                await self.coordinator.enqueue(stored)
+            except BaseException:
+                self._claimed -= 1
+                self._slots.release()
+                raise
+
+    async def _run(self, stored: StoredTask) -> None:
+        """One attempt: the operation's signals around the handler, then the outcome recorded in the store."""
+        task = stored.task
+        operation = current_operation()
+        store = self._store
+        try:
+            if operation is not None:
+                operation.emit(f"task.started:{task.name}")
+                operation.emit(task.signal)
+            try:
+                await self._call_handler(stored)
+            except Exception as error:
+                retry = stored.attempt < self._max_attempts
+                delay = self._retry_delay * 2 ** (stored.attempt - 1) if retry else None
+                _log.warning(
+                    "task %r (%s) failed on attempt %d%s",
+                    task.name,
+                    task.scheduled_at.isoformat(),
+                    stored.attempt,
+                    f"; retrying in {delay:g} s" if delay is not None else "; giving up",
+                    exc_info=error,
+                )
+                with anyio.CancelScope(shield=True):
+                    await store.fail(stored, self._worker, self._now(), delay, f"{type(error).__name__}: {error}")
+                if operation is not None:
+                    operation.emit(f"task.failed:{task.name}")
+                raise
+            with anyio.CancelScope(shield=True):
+                held = await store.finish(stored, self._worker, self._now())
+            if not held:
+                _log.warning("task %r (%s) finished after its lease was lost", task.name, task.scheduled_at)
+            if operation is not None:
+                operation.emit(f"task.completed:{task.name}")
+        finally:
+            self._claimed -= 1
+            self._slots.release()
+            self._poke()
+
+    async def _call_handler(self, stored: StoredTask) -> None:
+        """The handler, with its lease renewed while it runs when the store's claims expire."""
+        lease = self._store.lease
+        if lease is None:
+            await self._handler(stored.task)
+            return
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._keep_lease, stored, lease)
+            try:
+                await self._handler(stored.task)
+            except Exception as error:
+                failure = error  # raised below, not wrapped in an exception group
+            finally:
+                tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _keep_lease(self, stored: StoredTask, lease: float) -> None:
+        while True:
+            await anyio.sleep(lease / 3)
+            try:
+                if not await self._store.renew(stored, self._worker):
+                    _log.warning("task %r (%s) lost its lease", stored.task.name, stored.task.scheduled_at)
+                    return
+            except Exception:
+                _log.warning("could not renew the lease of task %r", stored.task.name, exc_info=True)

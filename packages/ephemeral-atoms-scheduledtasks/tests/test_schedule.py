@@ -1,0 +1,242 @@
+"""ScheduledTasksAtom with the in-memory store, in virtual time on asyncio and trio."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+import anyio
+import pytest
+
+from ephemeral.atoms.scheduledtasks import (
+    DurableTask,
+    DurableTaskAtom,
+    InMemoryTaskStore,
+    ScheduledTaskDefinition,
+    ScheduledTasksAtom,
+    ScheduledTasksOptions,
+)
+from ephemeral.core import SignalEvent, SignalSink
+
+pytestmark = pytest.mark.anyio
+UTC = timezone.utc
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def virtual_clock(start: datetime = START) -> Callable[[], datetime]:
+    """A UTC clock that starts at ``start`` and moves with the event loop's (virtual) time."""
+    origin = anyio.current_time()
+    return lambda: start + timedelta(seconds=anyio.current_time() - origin)
+
+
+class Recorder:
+    """A handler that keeps every task it ran, and a sink listener that keeps every signal."""
+
+    def __init__(self, sink: SignalSink | None = None) -> None:
+        self.tasks: list[DurableTask] = []
+        self.signals: list[SignalEvent[Any]] = []
+        self.sink = sink or SignalSink()
+        self.sink.subscribe(self.signals.append)
+
+    async def __call__(self, task: DurableTask) -> None:
+        self.tasks.append(task)
+
+    def named(self, prefix: str) -> list[SignalEvent[Any]]:
+        return [event for event in self.signals if event.signal.startswith(prefix)]
+
+
+async def test_every_five_minutes_over_a_virtual_hour_fires_twelve_tasks() -> None:
+    recorder = Recorder()
+    definition = ScheduledTaskDefinition(
+        "report", "*/5 * * * *", "report.due", key="finance", payload={"file": "q1.csv"}, description="Quarterly"
+    )
+    options = ScheduledTasksOptions(clock=virtual_clock())
+    async with (
+        DurableTaskAtom(recorder, signals=recorder.sink) as durable,
+        ScheduledTasksAtom(durable, [definition], options) as scheduler,
+    ):
+        await anyio.sleep(3601)
+        await durable.wait_for_idle()
+        assert scheduler.wake_count <= 12 + 60  # the due ticks plus at most one per poll_interval
+    assert [task.scheduled_at for task in recorder.tasks] == [START + timedelta(minutes=5 * i) for i in range(1, 13)]
+    assert {(t.name, t.signal, t.key, str(t.payload), t.description) for t in recorder.tasks} == {
+        ("report", "report.due", "finance", "{'file': 'q1.csv'}", "Quarterly")
+    }
+    assert len(recorder.named("schedule.fired:report")) == 12
+    assert len(recorder.named("task.started:report")) == 12
+    assert len(recorder.named("report.due")) == 12
+    assert len(recorder.named("task.completed:report")) == 12
+    assert {event.key for event in recorder.signals} == {"finance"}
+
+
+async def test_run_on_startup_fires_at_once_then_follows_the_cron() -> None:
+    recorder = Recorder()
+    start = START + timedelta(minutes=1, seconds=30, microseconds=250)
+    definition = ScheduledTaskDefinition("warm", "0 * * * *", "cache.warm", run_on_startup=True)
+    async with (
+        DurableTaskAtom(recorder) as durable,
+        ScheduledTasksAtom(durable, [definition], ScheduledTasksOptions(clock=virtual_clock(start))),
+    ):
+        await durable.wait_for_idle()
+        assert [t.scheduled_at for t in recorder.tasks] == [start.replace(microsecond=0)]
+        await anyio.sleep(3600)
+        await durable.wait_for_idle()
+    assert [t.scheduled_at for t in recorder.tasks] == [start.replace(microsecond=0), START + timedelta(hours=1)]
+
+
+async def test_six_field_cron_with_seconds() -> None:
+    recorder = Recorder()
+    definition = ScheduledTaskDefinition("fast", "*/10 * * * * *", "tick")
+    async with (
+        DurableTaskAtom(recorder) as durable,
+        ScheduledTasksAtom(durable, [definition], ScheduledTasksOptions(clock=virtual_clock())),
+    ):
+        await anyio.sleep(60.5)
+        await durable.wait_for_idle()
+    assert [t.scheduled_at for t in recorder.tasks] == [START + timedelta(seconds=10 * i) for i in range(1, 7)]
+
+
+async def test_europe_london_across_both_dst_changes() -> None:
+    spring = datetime(2026, 3, 27, 12, tzinfo=UTC)
+    fall = datetime(2026, 10, 23, 12, tzinfo=UTC)
+    definition = ScheduledTaskDefinition("night", "30 1 * * *", "nightly", time_zone="Europe/London")
+    for start, expected in [
+        (spring, [(3, 28, 1, 30), (3, 29, 1, 0), (3, 30, 0, 30), (3, 31, 0, 30)]),
+        (fall, [(10, 24, 0, 30), (10, 25, 0, 30), (10, 26, 1, 30), (10, 27, 1, 30)]),
+    ]:
+        recorder = Recorder()
+        async with (
+            DurableTaskAtom(recorder) as durable,
+            ScheduledTasksAtom(
+                durable, [definition], ScheduledTasksOptions(clock=virtual_clock(start), poll_interval=3600)
+            ),
+        ):
+            await anyio.sleep(4 * 86400)
+            await durable.wait_for_idle()
+        assert [t.scheduled_at for t in recorder.tasks] == [datetime(2026, *md, tzinfo=UTC) for md in expected]
+
+
+@pytest.mark.parametrize(
+    ("policy", "ran_after_gap", "missed"),
+    [("catch_up", 36, 0), ("latest", 1, 35), ("skip", 0, 36)],
+)
+async def test_misfire_policy_after_a_three_hour_gap(
+    policy: Literal["catch_up", "latest", "skip"], ran_after_gap: int, missed: int
+) -> None:
+    store = InMemoryTaskStore()  # outlives the first process's atoms, as a durable store would
+    definition = ScheduledTaskDefinition("five", "*/5 * * * *", "tick")
+    clock = virtual_clock(START + timedelta(minutes=2))
+    options = ScheduledTasksOptions(clock=clock, misfire=policy)
+    first = Recorder()
+    async with DurableTaskAtom(first, store) as durable, ScheduledTasksAtom(durable, [definition], options):
+        await anyio.sleep(10 * 60)  # 00:05 and 00:10
+        await durable.wait_for_idle()
+    assert len(first.tasks) == 2
+    await anyio.sleep(3 * 3600)  # down from 00:12 to 03:12: 00:15 ... 03:10 are overdue (36 occurrences)
+    second = Recorder()
+    async with (
+        DurableTaskAtom(second, store, signals=second.sink) as durable,
+        ScheduledTasksAtom(durable, [definition], options),
+    ):
+        await durable.wait_for_idle()
+        assert len(second.tasks) == ran_after_gap
+        assert len(second.named("schedule.missed:five")) == missed
+        await anyio.sleep(3 * 60 + 1)  # 03:15 is on time again
+        await durable.wait_for_idle()
+    times = [t.scheduled_at for t in second.tasks]
+    assert times[-1] == START + timedelta(hours=3, minutes=15)
+    assert times == sorted(set(times))
+    if policy == "latest":
+        assert times == [START + timedelta(hours=3, minutes=10), START + timedelta(hours=3, minutes=15)]
+
+
+async def test_a_clock_jump_is_noticed_within_poll_interval() -> None:
+    jump = timedelta()
+    base = virtual_clock()
+    recorder = Recorder()
+    definition = ScheduledTaskDefinition("hourly", "0 * * * *", "tick")
+    options = ScheduledTasksOptions(clock=lambda: base() + jump, poll_interval=30, misfire="skip")
+    async with (
+        DurableTaskAtom(recorder, signals=recorder.sink) as durable,
+        ScheduledTasksAtom(durable, [definition], options),
+    ):
+        await anyio.sleep(60)
+        jump = timedelta(hours=3)  # the wall clock jumps; the scheduler sleeps until 01:00 by the old reading
+        await anyio.sleep(31)
+        await durable.wait_for_idle()
+        assert len(recorder.named("schedule.missed:hourly")) == 3
+        assert recorder.tasks == []
+
+
+async def test_a_failing_handler_never_stops_the_schedule_and_is_retried() -> None:
+    calls: list[tuple[datetime, float]] = []
+    sink = SignalSink()
+    events: list[str] = []
+    sink.subscribe(lambda e: events.append(e.signal))
+
+    async def handler(task: DurableTask) -> None:
+        calls.append((task.scheduled_at, anyio.current_time()))
+        if len(calls) <= 2:
+            raise RuntimeError("boom")
+
+    definition = ScheduledTaskDefinition("m", "* * * * *", "tick")
+    async with (
+        DurableTaskAtom(handler, max_attempts=2, retry_delay=5, signals=sink) as durable,
+        ScheduledTasksAtom(durable, [definition], ScheduledTasksOptions(clock=virtual_clock())),
+    ):
+        await anyio.sleep(181)
+        await durable.wait_for_idle()
+    scheduled = [at for at, _ in calls]
+    # 00:01 fails twice (attempt 1, then a retry 5 s later) and is given up; 00:02 and 00:03 run.
+    assert scheduled == [START + timedelta(minutes=m) for m in (1, 1, 2, 3)]
+    assert calls[1][1] - calls[0][1] == pytest.approx(5)
+    assert events.count("task.failed:m") == 2
+    assert events.count("task.completed:m") == 2
+    assert durable.stats().failed == 2
+
+
+async def test_wait_for_idle_waits_for_running_and_waiting_tasks() -> None:
+    done: list[str] = []
+
+    async def handler(task: DurableTask) -> None:
+        await anyio.sleep(10)
+        done.append(task.name)
+
+    async with DurableTaskAtom(handler, max_concurrency=2) as durable:
+        for name in "abc":
+            assert await durable.enqueue(DurableTask(name, "s", START))
+        assert not await durable.enqueue(DurableTask("a", "s", START))  # the same occurrence is stored once
+        before = anyio.current_time()
+        await durable.wait_for_idle()
+        assert sorted(done) == ["a", "b", "c"]
+        assert anyio.current_time() - before == pytest.approx(20)
+        assert await durable.enqueue(DurableTask("a", "s", START))  # finished: a new one may be stored
+        await durable.wait_for_idle()
+    assert len(done) == 4
+
+
+async def test_bad_arguments() -> None:
+    async def handler(task: DurableTask) -> None:
+        pass
+
+    durable = DurableTaskAtom(handler)
+    definition = ScheduledTaskDefinition("m", "* * * * *", "tick")
+    with pytest.raises(ValueError, match="definitions"):
+        ScheduledTasksAtom(durable, [])
+    with pytest.raises(ValueError, match="two schedules named 'm'"):
+        ScheduledTasksAtom(durable, [definition, definition])
+    with pytest.raises(TypeError, match="durable"):
+        ScheduledTasksAtom(object(), [definition])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="misfire"):
+        ScheduledTasksOptions(misfire="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="poll_interval"):
+        ScheduledTasksOptions(poll_interval=0)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        DurableTaskAtom(handler, max_concurrency=0)
+    with pytest.raises(TypeError, match="store"):
+        DurableTaskAtom(handler, store=object())  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="enter the atom first"):
+        await durable.enqueue(DurableTask("m", "s", START))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        DurableTask("m", "s", datetime(2026, 1, 1))
