@@ -42,9 +42,6 @@ __all__ = ("SqliteSingleWriter", "SqliteSingleWriterStats", "SqliteWriteRecord")
 T = TypeVar("T")
 _Self = TypeVar("_Self", bound="SqliteSingleWriter")
 
-#: The private cache sink only absorbs the core cache's own signals: the writer emits the ones it
-#: documents itself (``cache.hit:{key}``, ...), so the cache keeps the first of each kind and no more.
-_CACHE_SINK_SAMPLING = 1 << 62
 
 _ids = itertools.count(1)
 _registry: dict[str, SqliteSingleWriter] = {}
@@ -147,8 +144,7 @@ class SqliteSingleWriter:
                 hot_key_extension=options.hot_key_extension,
                 hot_access_threshold=options.hot_access_threshold,
                 max_size=options.cache_size_limit,
-                sample_rate=_CACHE_SINK_SAMPLING,
-                signals=SignalSink(max_capacity=8),
+                emit_signals=False,  # the writer emits the cache signals it documents (``cache.hit:{key}``, ...)
             )
         )
         self._records: deque[SqliteWriteRecord] = deque(maxlen=options.max_tracked_writes)
