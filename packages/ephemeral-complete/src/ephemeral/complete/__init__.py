@@ -183,6 +183,10 @@ from ephemeral.patterns.controlledfanout import (
 from ephemeral.patterns.dynamicconcurrency import (
     DynamicConcurrencyDemo as DynamicConcurrencyDemo,
 )
+from ephemeral.patterns.keyedpriorityfanout import (
+    KeyedPriorityFanOut as KeyedPriorityFanOut,
+    PendingCounts as PendingCounts,
+)
 from ephemeral.patterns.longwindowdemo import (
     LongWindowDemo as LongWindowDemo,
     LongWindowResult as LongWindowResult,
@@ -261,6 +265,7 @@ __all__ = (
     "IDataStorageAtom",
     "InMemoryTaskStore",
     "JsonSerializer",
+    "KeyedPriorityFanOut",
     "KeyedSequentialAtom",
     "LastWordsNote",
     "LastWordsNoteAtom",
@@ -282,6 +287,7 @@ __all__ = (
     "OperationFinalizer",
     "OperationStatus",
     "PatternSet",
+    "PendingCounts",
     "PersistentSignalWindow",
     "Pinning",
     "PipelineResult",
