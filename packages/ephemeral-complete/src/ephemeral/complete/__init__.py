@@ -206,6 +206,16 @@ from ephemeral.patterns.signalreactionshowcase import (
     SignalReactionResult as SignalReactionResult,
     SignalReactionShowcase as SignalReactionShowcase,
 )
+from ephemeral.patterns.telemetry import (
+    ITelemetryClient as ITelemetryClient,
+    InMemoryTelemetryClient as InMemoryTelemetryClient,
+    OpenTelemetryClient as OpenTelemetryClient,
+    TelemetryClient as TelemetryClient,
+    TelemetryEvent as TelemetryEvent,
+    TelemetryEventType as TelemetryEventType,
+    TelemetrySignalHandler as TelemetrySignalHandler,
+    parse_metric as parse_metric,
+)
 from ephemeral.sqlite.singlewriter import (
     SqlParams as SqlParams,
     SqliteConnection as SqliteConnection,
@@ -263,7 +273,9 @@ __all__ = (
     "FixedWorkAtom",
     "GlobPattern",
     "IDataStorageAtom",
+    "ITelemetryClient",
     "InMemoryTaskStore",
+    "InMemoryTelemetryClient",
     "JsonSerializer",
     "KeyedPriorityFanOut",
     "KeyedSequentialAtom",
@@ -278,6 +290,7 @@ __all__ = (
     "MoleculeFailure",
     "MoleculeRunner",
     "MoleculeStep",
+    "OpenTelemetryClient",
     "OperationEcho",
     "OperationEchoAtom",
     "OperationEchoCapture",
@@ -359,6 +372,10 @@ __all__ = (
     "StringPatternMatcher",
     "Subscription",
     "TaskStore",
+    "TelemetryClient",
+    "TelemetryEvent",
+    "TelemetryEventType",
+    "TelemetrySignalHandler",
     "TriggerAction",
     "TriggerCondition",
     "TypedSignalSink",
@@ -371,6 +388,7 @@ __all__ = (
     "ephemeral_for_each",
     "level_for_signal",
     "level_name",
+    "parse_metric",
     "slug",
     "subscribe_to_pattern",
 )
