@@ -15,6 +15,7 @@ def test_all_is_pinned() -> None:
         "ScheduledTaskDefinition",
         "ScheduledTasksAtom",
         "ScheduledTasksOptions",
+        "SqliteTaskStore",
         "StoredTask",
         "TaskStore",
     )

@@ -66,6 +66,7 @@ from ephemeral.atoms.scheduledtasks import (
     ScheduledTaskDefinition as ScheduledTaskDefinition,
     ScheduledTasksAtom as ScheduledTasksAtom,
     ScheduledTasksOptions as ScheduledTasksOptions,
+    SqliteTaskStore as SqliteTaskStore,
     StoredTask as StoredTask,
     TaskStore as TaskStore,
 )
@@ -362,6 +363,7 @@ __all__ = (
     "SqliteSingleWriter",
     "SqliteSingleWriterOptions",
     "SqliteSingleWriterStats",
+    "SqliteTaskStore",
     "SqliteWriteRecord",
     "StageResult",
     "StageTriggerTimeoutError",

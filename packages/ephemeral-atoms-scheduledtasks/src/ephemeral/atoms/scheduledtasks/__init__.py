@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._definition import CronFormat as CronFormat, ScheduledTaskDefinition as ScheduledTaskDefinition
 from ._durable import DurableTaskAtom as DurableTaskAtom
 from ._scheduler import ScheduledTasksAtom as ScheduledTasksAtom, ScheduledTasksOptions as ScheduledTasksOptions
+from ._sqlite import SqliteTaskStore as SqliteTaskStore
 from ._store import (
     DurableTask as DurableTask,
     InMemoryTaskStore as InMemoryTaskStore,
@@ -22,6 +23,7 @@ __all__ = (
     "ScheduledTaskDefinition",
     "ScheduledTasksAtom",
     "ScheduledTasksOptions",
+    "SqliteTaskStore",
     "StoredTask",
     "TaskStore",
 )

@@ -141,8 +141,10 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
         assert self._tg is not None
         self._open = False
         try:
-            await close_task_group(self._tg)
-            await self.coordinator.__aexit__(exc_type, exc, tb)
+            try:
+                await close_task_group(self._tg, exc_type, exc, tb)
+            finally:
+                await self.coordinator.__aexit__(exc_type, exc, tb)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._store.close()
