@@ -268,14 +268,14 @@ async def test_non_json_text_into_a_jsonb_column_fails_that_write_only(postgres_
 
 
 @real_time
-async def test_one_bad_write_in_a_batch_fails_alone(postgres_dsn: str, table: str) -> None:
-    """A key too long for the primary key index fails its own write; the rest of its batch is stored."""
+async def test_one_bad_write_in_a_batch_fails_alone(postgres_dsn: str, table: str, admin: Admin) -> None:
+    """A write the server refuses (a CHECK constraint) fails alone; the rest of its batch is stored."""
     sink = SignalSink()
-    huge = secrets.token_urlsafe(8000)  # 10,667 random characters: far beyond the index row limit, even compressed
     async with storage(postgres_dsn, table, sink) as store:
+        await sql(admin, f'ALTER TABLE "public"."{table}" ADD CONSTRAINT no_bad CHECK (key <> \'bad\')')
         for i in range(20):
             store.enqueue_save(f"k{i}", i)
-        store.enqueue_save(huge, "too long")
+        store.enqueue_save("bad", "refused")
         for i in range(20, 40):
             store.enqueue_save(f"k{i}", i)
         await store.flush()
@@ -285,8 +285,8 @@ async def test_one_bad_write_in_a_batch_fails_alone(postgres_dsn: str, table: st
         assert store.storage_stats().retries == 0, signalled  # a permanent error is not retried as an outage
         with pytest.raises(ValueError, match="NUL"):
             store.enqueue_save("a\x00b", 1)
-    assert [signal for signal, key in names(sink, "error.data.*") if key == huge] == [
-        f"error.data.{table}:ProgramLimitExceeded"
+    assert [signal for signal, key in names(sink, "error.data.*") if key == "bad"] == [
+        f"error.data.{table}:CheckViolation"
     ]
 
 
@@ -782,3 +782,61 @@ async def test_values_holding_nul_are_refused_at_the_call(postgres_dsn: str, tab
             store.enqueue_save("k", {"text": "a\x00b"})
         await store.save("k", {"text": "a\\u0000b"})  # an escaped backslash is fine
         assert await store.load("k") == {"text": "a\\u0000b"}
+
+
+@real_time
+@pytest.mark.parametrize(("key", "value", "named"), [("k\ud800", 1, "key"), ("k", {"text": "a\udfffb"}, "value")])
+async def test_a_lone_surrogate_is_refused_at_the_call(
+    postgres_dsn: str, table: str, key: str, value: Any, named: str
+) -> None:
+    """Text UTF-8 cannot encode fails at enqueue_save/save with ValueError naming the key or value."""
+    sink = SignalSink()
+    async with storage(postgres_dsn, table, sink) as store:
+        with pytest.raises(ValueError, match=f"{named}.*surrogate"):
+            store.enqueue_save(key, value)
+        with pytest.raises(ValueError, match=f"{named}.*surrogate"):
+            await store.save(key, value)
+        await store.save("fine", "\u00e9\U0001f600")
+        assert await store.load("fine") == "\u00e9\U0001f600"
+    assert not names(sink, f"error.data.{table}:*")
+
+
+@real_time
+async def test_a_key_beyond_the_index_row_limit_is_refused_at_the_call(postgres_dsn: str, table: str) -> None:
+    """Keys up to 2692 UTF-8 bytes are stored (even incompressible ones); longer ones fail at the call,
+    saying the limit, instead of failing at the write with ProgramLimitExceeded."""
+    sink = SignalSink()
+    longest = secrets.token_hex(1346)  # 2692 characters that do not compress
+    async with storage(postgres_dsn, table, sink) as store:
+        await store.save(longest, 1)
+        assert await store.load(longest) == 1
+        for key in (longest + "x", "k" * 10_000, "\u00e9" * 1347):
+            with pytest.raises(ValueError, match="2692 bytes"):
+                store.enqueue_save(key, 1)
+            with pytest.raises(ValueError, match="2692 bytes"):
+                await store.delete(key)
+            with pytest.raises(ValueError, match="2692 bytes"):
+                await store.load(key)
+    assert not names(sink, f"error.data.{table}:*")
+
+
+@real_time
+@pytest.mark.parametrize(
+    ("part", "words"),
+    [
+        ("dbname", 'database "ephemeral_no_such_db" does not exist'),
+        ("user", 'role "ephemeral_no_such_db" does not exist'),
+    ],
+)
+async def test_a_wrong_database_or_role_fails_entry_at_once_with_the_servers_words(
+    postgres_dsn: str, table: str, part: str, words: str
+) -> None:
+    """Permanent connection errors (missing database, unknown role, failed authentication) are not retried
+    until connect_timeout: entry fails at once, quoting the server."""
+    conninfo = make_conninfo(postgres_dsn, **{part: "ephemeral_no_such_db"})
+    start = anyio.current_time()
+    with pytest.raises(ConnectionError, match=re.escape(words)) as caught:
+        async with storage(conninfo, table, connect_timeout=30):
+            pass
+    assert anyio.current_time() - start < 3.0
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)

@@ -263,3 +263,21 @@ async def test_a_long_valid_table_name_works(tmp_path: Path) -> None:
         await storage.save("k", 1)
     (index,) = rows(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx%'")[0]
     assert len(index) == 63 and index.endswith("_updated")
+
+
+@pytest.mark.parametrize(("key", "value", "named"), [("k\ud800", 1, "key"), ("k", {"text": "a\udfffb"}, "value")])
+async def test_a_lone_surrogate_is_refused_at_the_call(tmp_path: Path, key: str, value: Any, named: str) -> None:
+    """Text UTF-8 cannot encode fails at enqueue_save/save/delete with ValueError naming the key or value."""
+    sink = SignalSink()
+    async with SqliteDataStorageAtom[str, Any](sink, orders(), tmp_path / "s.db") as storage:
+        with pytest.raises(ValueError, match=f"{named}.*surrogate"):
+            storage.enqueue_save(key, value)
+        with pytest.raises(ValueError, match=f"{named}.*surrogate"):
+            await storage.save(key, value)
+        if named == "key":
+            with pytest.raises(ValueError, match=r"key.*surrogate"):
+                await storage.delete(key)
+        await storage.save("fine", "\u00e9\U0001f600")  # real non-ASCII text is stored
+        assert await storage.load("fine") == "\u00e9\U0001f600"
+        assert storage.storage_stats().pending_writes == 0
+    assert not sink.detect("error.data.orders:*")

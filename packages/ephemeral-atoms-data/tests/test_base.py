@@ -646,3 +646,16 @@ async def test_reads_after_close_are_refused_on_every_backend() -> None:
         await storage.load("a")
     with pytest.raises(CoordinatorClosedError):
         await storage.count()
+
+
+@pytest.mark.parametrize(("key", "value", "named"), [("k\ud800", 1, "key"), ("k", "a\udc00", "value")])
+async def test_a_lone_surrogate_fails_at_the_call_naming_key_or_value(key: str, value: Any, named: str) -> None:
+    sink = SignalSink()
+    async with MemoryStorage(sink) as storage:
+        with pytest.raises(ValueError, match=f"^{named}.*lone surrogate"):
+            storage.enqueue_save(key, value)
+        with pytest.raises(ValueError, match=f"^{named}.*lone surrogate"):
+            await storage.save_many([("ok", 1), (key, value)])
+        assert storage.storage_stats().pending_writes == 0
+    assert storage.data == {}
+    assert not names(sink, "error.*")

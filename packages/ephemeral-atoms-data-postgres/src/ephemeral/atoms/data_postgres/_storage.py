@@ -41,15 +41,38 @@ Pool = ConnectionPool[psycopg.Connection[tuple[Any, ...]]]
 _TRANSIENT_STATES = ("08", "40001", "40P01", "53", "55P03", "57P01", "57P02", "57P03", "57P05", "58")
 # A \u0000 escape in JSON text (not an escaped backslash followed by "u0000"): json and jsonb refuse it.
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+# The longest key the primary key's btree index takes, in UTF-8 bytes: an index row holds at most 2704 bytes
+# (with the default 8 kB pages), of which 12 are the row's and the text's headers. Longer keys would fail at
+# the write with ProgramLimitExceeded (unless they happen to compress); they are refused at the call instead.
+_MAX_KEY_BYTES = 2692
 _FIRST_CONNECT_DELAY = 0.05
 _MAX_CONNECT_DELAY = 1.0
+
+
+# What the server says when it refuses a connection for good (libpq gives these no SQLSTATE): a missing
+# database or role, failed authentication, no pg_hba.conf entry, a role not allowed to log in or connect.
+_PERMANENT_REFUSALS = re.compile(
+    r"FATAL:.*(does not exist|authentication failed|no pg_hba\.conf entry|not permitted to log in|"
+    r"permission denied for database)"
+)
+
+
+def _permanent_refusal(error: BaseException) -> str | None:
+    """The server's words when ``error`` is a connection it refused for good (wrong database, role or password)."""
+    if isinstance(error, psycopg.OperationalError) and error.sqlstate is None:
+        match = _PERMANENT_REFUSALS.search(str(error))
+        if match is not None:
+            return str(error)[match.start() :].splitlines()[0]
+    return None
 
 
 def _is_connection_error(error: BaseException) -> bool:
     if isinstance(error, PoolClosed) or not isinstance(error, psycopg.OperationalError):
         return False
     state = error.sqlstate
-    return state is None or state.startswith(_TRANSIENT_STATES)
+    if state is None:
+        return _permanent_refusal(error) is None
+    return state.startswith(_TRANSIENT_STATES)
 
 
 def _path_keys(path: str | Sequence[str]) -> list[str]:
@@ -204,7 +227,12 @@ class PostgresDataStorageAtom(DataStorageAtomBase[K, V]):
 
     def _check_key(self, key: str) -> None:
         if "\x00" in key:
-            raise ValueError(f"key {key!r} contains NUL, which PostgreSQL text cannot hold")
+            raise ValueError(f"key {key[:80]!r} contains NUL, which PostgreSQL text cannot hold")
+        if len(key) * 4 > _MAX_KEY_BYTES and (size := len(key.encode("utf-8"))) > _MAX_KEY_BYTES:
+            raise ValueError(
+                f"key {key[:40]!r}... is {size} bytes in UTF-8; PostgreSQL's primary key index takes keys of at "
+                f"most {_MAX_KEY_BYTES} bytes (its btree index row limit is 2704 bytes)"
+            )
 
     def _check_text(self, key: str, text: str) -> None:
         if "\x00" in text or (self._column != "text" and _JSON_NUL.search(text)):
@@ -234,6 +262,11 @@ class PostgresDataStorageAtom(DataStorageAtomBase[K, V]):
                 await anyio.to_thread.run_sync(self._prepare_table)
                 break
             except psycopg.Error as error:
+                refusal = _permanent_refusal(error)
+                if refusal is not None:
+                    raise ConnectionError(
+                        f"{type(self).__name__}: PostgreSQL refused the connection: {refusal}"
+                    ) from error
                 if not _is_connection_error(error):
                     raise
                 remaining = deadline - anyio.current_time()

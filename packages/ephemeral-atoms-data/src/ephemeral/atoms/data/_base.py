@@ -45,6 +45,17 @@ _FIRST_RETRY_DELAY = 0.05
 _MAX_RETRY_DELAY = 2.0
 
 
+def _unencodable(text: str) -> int | None:
+    """The position of the first lone surrogate in ``text`` (which UTF-8 cannot encode), or None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
+
+
 class StorageFullError(RuntimeError):
     """``enqueue_save``/``enqueue_delete`` found ``max_pending_writes`` writes still waiting."""
 
@@ -302,6 +313,12 @@ class DataStorageAtomBase(Generic[K, V]):
         text = key if isinstance(key, str) else str(key)
         if not text:
             raise ValueError("key must not be empty")
+        position = _unencodable(text)
+        if position is not None:
+            raise ValueError(
+                f"key {text[:80]!r} holds a lone surrogate at position {position}, which UTF-8 (and so no store) "
+                "can encode"
+            )
         self._check_key(text)
         return text
 
@@ -315,6 +332,12 @@ class DataStorageAtomBase(Generic[K, V]):
             raise ValueError(f"value for key {text_key!r} cannot be stored: {error}") from error
         if not isinstance(text, str):
             raise TypeError(f"the serializer's dumps must return str, got {type(text).__name__}")
+        position = _unencodable(text)
+        if position is not None:
+            raise ValueError(
+                f"value for key {text_key[:80]!r} cannot be stored: its text holds a lone surrogate at position "
+                f"{position} ({text[max(0, position - 20) : position + 1]!r}), which UTF-8 cannot encode"
+            )
         self._check_text(text_key, text)
         return _Write(text_key, text)
 
