@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
-import pytest
 
 from ephemeral.atoms.echo import (
     OperationEchoAtom,
@@ -16,6 +14,7 @@ from ephemeral.atoms.echo import (
     enable_operation_echoing,
 )
 from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, SignalSink, TypedSignalSink
+from ephemeral.core.testing import arun_readme_examples
 
 
 @dataclass(frozen=True)
@@ -81,15 +80,10 @@ async def test_seed_example() -> None:
     assert sink.count("echo.capture") == 3  # the typed signals reach the untyped sink as well
 
 
-async def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_readme_example_runs() -> None:
     """The README's example runs as written (its anyio.run replaced by an await) and prints both echoes."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
-    assert code.rstrip().endswith("anyio.run(main)")
-    namespace: dict[str, Any] = {}
-    exec(compile(code.rstrip().removesuffix("anyio.run(main)"), "README.md", "exec"), namespace)
-    await namespace["main"]()
-    assert capsys.readouterr().out.splitlines() == [
+    output = await arun_readme_examples(Path(__file__).parent.parent / "README.md")
+    assert output.splitlines() == [
         "order-1: [('echo.capture', 'archived'), ('echo.state', 'shipped')]",
         "order-2: [('echo.capture', 'archived'), ('echo.state', 'shipped')]",
     ]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +10,7 @@ import anyio
 
 from ephemeral.atoms.molecules import AtomTrigger, MoleculeBlueprintBuilder, MoleculeContext, MoleculeRunner
 from ephemeral.core import EphemeralResultCoordinator, EphemeralWorkCoordinator, SignalEvent, SignalSink
+from ephemeral.core.testing import run_readme_examples
 
 
 @dataclass
@@ -112,9 +110,5 @@ async def test_order_flow_waiting_for_each_result_runs_payment_inventory_notific
 
 def test_readme_example_runs() -> None:
     """The README's example runs as written and prints what it says."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    [code] = re.findall(r"```python\n(.*?)```", readme, re.S)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
-    assert out.getvalue().splitlines() == ["done order-42", "['notify order-42', 'pay order-42', 'reserve order-42']"]
+    output = run_readme_examples(Path(__file__).parent.parent / "README.md")
+    assert output.splitlines() == ["done order-42", "['notify order-42', 'pay order-42', 'reserve order-42']"]

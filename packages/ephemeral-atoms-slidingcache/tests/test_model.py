@@ -9,18 +9,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ephemeral.atoms.slidingcache import SlidingCacheAtom
+from ephemeral.core.testing import ManualClock
 
 SLIDING, ABSOLUTE, MAX_SIZE = 4, 7, 2
-
-
-class FakeClock:
-    """A monotonic clock the test moves by whole seconds, so expiry arithmetic is exact."""
-
-    def __init__(self) -> None:
-        self.value = 1000.0
-
-    def __call__(self) -> float:
-        return self.value
 
 
 @dataclass
@@ -74,7 +65,7 @@ operations = st.lists(
 @given(operations)
 def test_matches_the_model(steps: list[tuple[str, str, int]]) -> None:
     """Every lookup answers as the model does, and the held, live and expired counts agree with it."""
-    clock = FakeClock()
+    clock = ManualClock()
     model = Model()
     counter = 0
 

@@ -13,6 +13,7 @@ import pytest
 import ephemeral.atoms.slidingcache as slidingcache
 from ephemeral.atoms.slidingcache import SlidingCacheAtom, SlidingCacheStats
 from ephemeral.core import EphemeralLruCache, SignalSink
+from ephemeral.core.testing import arun_readme_examples
 
 
 class Compute:
@@ -484,15 +485,10 @@ def test_public_api() -> None:
     assert all(hasattr(slidingcache, name) for name in slidingcache.__all__)
 
 
-async def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_readme_example_runs() -> None:
     """The README's example runs as written (its anyio.run replaced by an await) and prints what it says."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
-    assert code.rstrip().endswith("anyio.run(main)")
-    namespace: dict[str, Any] = {}
-    exec(compile(code.rstrip().removesuffix("anyio.run(main)"), "README.md", "exec"), namespace)
-    await namespace["main"]()
-    assert capsys.readouterr().out.splitlines() == [
+    output = await arun_readme_examples(Path(__file__).parent.parent / "README.md")
+    assert output.splitlines() == [
         "Ada",
         "Entries: 1, Hot: 0",
         "['cache.miss', 'cache.hit', 'cache.hit']",

@@ -8,24 +8,17 @@ import anyio
 import pytest
 
 from ephemeral.core import DecayingReputationWindow, SignalAggregationWindow, SignalSink, TypedSignalSink
+from ephemeral.core.testing import ManualClock
 
 # -------------------------------------------------------------------------------------- reputation
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_reputation_halves_every_half_life() -> None:
     """A score of 10 decays to 5 after one half-life, and adding 10 gives 15 (reference reputation test)."""
-    clock = FakeClock()
+    clock = ManualClock()
     window = DecayingReputationWindow[str](60.0, clock=clock)
     assert window.update("user", 10) == pytest.approx(10)
-    clock.now += 60
+    clock.advance(60)
     assert 4.9 <= window.get_score("user") <= 5.1
     assert 14.9 <= window.update("user", 10) <= 15.2
     assert window.get_score("unknown") == 0.0
@@ -33,7 +26,7 @@ def test_reputation_halves_every_half_life() -> None:
 
 def test_reputation_evicts_the_least_recently_updated_key() -> None:
     """Beyond max_keys the least recently updated key goes, whatever its score; reading does not refresh."""
-    clock = FakeClock()
+    clock = ManualClock()
     window = DecayingReputationWindow[str](timedelta(minutes=1), max_keys=2, clock=clock)
     window.update("a", 1)
     window.update("b", 100)
@@ -49,7 +42,7 @@ def test_reputation_evicts_the_least_recently_updated_key() -> None:
 def test_reputation_signals_and_invalidate() -> None:
     """update and invalidate emit reputation signals; invalidate forgets the key."""
     sink = SignalSink()
-    window = DecayingReputationWindow[str](60.0, clock=FakeClock(), sink=sink)
+    window = DecayingReputationWindow[str](60.0, clock=ManualClock(), sink=sink)
     window.update("user", 10)
     assert window.invalidate("user")
     assert not window.invalidate("user")

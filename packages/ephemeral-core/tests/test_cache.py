@@ -12,19 +12,7 @@ import anyio
 import pytest
 
 from ephemeral.core import CacheStats, EphemeralLruCache, EphemeralLruCacheOptions, SignalSink
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.value = start
-
-    def __call__(self) -> float:
-        return self.value
-
-    def advance(self, seconds: float) -> None:
-        self.value += seconds
+from ephemeral.core.testing import ManualClock
 
 
 class Loader:
@@ -78,7 +66,7 @@ def test_options_defaults() -> None:
 
 def test_options_accept_timedelta() -> None:
     """Durations may be given as timedeltas and act as the same number of seconds."""
-    clock = FakeClock()
+    clock = ManualClock()
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(
         EphemeralLruCacheOptions(default_ttl=timedelta(seconds=10), clock=clock)
     )
@@ -180,7 +168,7 @@ async def test_get_or_add_loads_once_then_hits() -> None:
 
 def test_set_replaces_with_a_fresh_entry() -> None:
     """set() over an existing key stores the new value with a fresh TTL and access count."""
-    clock = FakeClock()
+    clock = ManualClock()
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet(default_ttl=10, hot_access_threshold=2, clock=clock))
     cache.set("a", 1)
     cache.try_get("a")  # second access: hot
@@ -193,7 +181,7 @@ def test_set_replaces_with_a_fresh_entry() -> None:
 
 def test_contains_and_len() -> None:
     """`in` tells live keys without sliding them; len() counts held entries, expired ones included."""
-    clock = FakeClock()
+    clock = ManualClock()
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet(default_ttl=10, clock=clock))
     cache.set("a", 1)
     cache.set("b", 2, ttl=100)
@@ -210,7 +198,7 @@ def test_contains_and_len() -> None:
 
 def test_invalidate_removes_a_live_key() -> None:
     """invalidate() removes a key and says whether a live value was there; it emits cache.invalidate."""
-    clock = FakeClock()
+    clock = ManualClock()
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(EphemeralLruCacheOptions(default_ttl=10, clock=clock))
     cache.set("a", 1)
     cache.set("b", 2)
@@ -326,7 +314,7 @@ async def test_hot_ttl_replaces_the_base_ttl() -> None:
 
 def test_threshold_one_makes_every_hit_hot() -> None:
     """With hot_access_threshold=1 an entry is hot from its insert: every hit gives it hot_key_extension."""
-    clock = FakeClock()
+    clock = ManualClock()
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(
         EphemeralLruCacheOptions(default_ttl=10, hot_key_extension=100, hot_access_threshold=1, clock=clock)
     )
@@ -354,7 +342,7 @@ async def test_per_entry_ttl() -> None:
 
 def test_expiry_is_exclusive_at_the_deadline() -> None:
     """An entry is gone exactly when its TTL has elapsed (as cachetools' TTLCache)."""
-    clock = FakeClock()
+    clock = ManualClock()
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet(default_ttl=5, clock=clock))
     cache.set("k", 1)
     clock.advance(5)
@@ -421,7 +409,7 @@ async def test_a_replaced_entry_gets_a_fresh_absolute_expiration() -> None:
 
 def test_absolute_expiration_accepts_a_timedelta() -> None:
     """absolute_expiration may be a timedelta."""
-    clock = FakeClock()
+    clock = ManualClock()
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(
         EphemeralLruCacheOptions(default_ttl=60, absolute_expiration=timedelta(seconds=30), clock=clock)
     )
@@ -475,7 +463,7 @@ def test_size_never_exceeds_max_size() -> None:
 
 def test_insert_drops_expired_entries_at_the_lru_end() -> None:
     """Storing a key also drops expired entries from the least recently used end, freeing their memory."""
-    clock = FakeClock()
+    clock = ManualClock()
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet(default_ttl=10, clock=clock))
     cache.set("old1", 1)
     cache.set("old2", 2)
@@ -489,7 +477,7 @@ def test_insert_drops_expired_entries_at_the_lru_end() -> None:
 
 def test_expired_entry_met_on_read_is_dropped_and_counted() -> None:
     """A lookup meeting an expired entry drops it (an eviction) and counts a miss."""
-    clock = FakeClock()
+    clock = ManualClock()
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(EphemeralLruCacheOptions(default_ttl=1, clock=clock))
     cache.set("k", 1)
     clock.advance(1)
@@ -649,7 +637,7 @@ async def test_clear_during_a_load_keeps_its_value_out() -> None:
 
 def test_stats_count_hits_misses_and_hot_entries() -> None:
     """get_stats() reports size, hot and expired entries, exact hit and miss counts and the hit rate."""
-    clock = FakeClock()
+    clock = ManualClock()
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(
         EphemeralLruCacheOptions(default_ttl=10, hot_access_threshold=2, max_size=50, sample_rate=7, clock=clock)
     )
@@ -754,7 +742,7 @@ def test_private_sink_is_bounded_by_max_size() -> None:
 
 def test_injected_clock_drives_expiry() -> None:
     """A clock given in the options is the only time the cache reads."""
-    clock = FakeClock()
+    clock = ManualClock()
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(EphemeralLruCacheOptions(default_ttl=60, clock=clock))
     cache.set("k", 1)
     clock.advance(3600)
@@ -796,7 +784,7 @@ async def test_cache_in_a_real_time_loop_reads_monotonic_time() -> None:
 
 
 def test_a_silent_cache_emits_nothing_but_still_counts() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     sink = SignalSink()
     for options in (
         EphemeralLruCacheOptions(emit_signals=False, max_size=1, default_ttl=10.0, clock=clock),

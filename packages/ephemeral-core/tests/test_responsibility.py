@@ -19,6 +19,7 @@ from ephemeral.core import (
     SignalSink,
     ack_pattern_for,
 )
+from ephemeral.core.testing import ManualClock
 
 
 class FakePinning:
@@ -41,19 +42,6 @@ class FakePinning:
             return False
         self.pinned.remove(operation_id)
         return True
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.value = 100.0
-
-    def __call__(self) -> float:
-        return self.value
-
-    def advance(self, seconds: float) -> None:
-        self.value += seconds
 
 
 def names(sink: SignalSink, pattern: str = "responsibility.*") -> list[tuple[str, str | None]]:
@@ -87,7 +75,7 @@ def test_complete_responsibility_unpins_and_removes() -> None:
 
 def test_expires_after_max_duration_on_the_next_signal() -> None:
     """Reference 26: with an injected clock moved past max_pin_duration, the next signal (a heartbeat) unpins."""
-    pinning, sink, clock = FakePinning(), SignalSink(), FakeClock()
+    pinning, sink, clock = FakePinning(), SignalSink(), ManualClock(100.0)
     manager = ResponsibilitySignalManager(pinning, sink, max_pin_duration=timedelta(seconds=1), clock=clock)
     assert manager.pin_until_queried(100)
     assert 100 in pinning.pinned
@@ -100,7 +88,7 @@ def test_expires_after_max_duration_on_the_next_signal() -> None:
 
 def test_snapshot_carries_the_description() -> None:
     """Reference 27: get_active_responsibilities gives one frozen snapshot with id, pattern, key and description."""
-    clock = FakeClock()
+    clock = ManualClock(100.0)
     manager = ResponsibilitySignalManager(FakePinning(), SignalSink(), max_pin_duration=30, clock=clock)
     assert manager.pin_until_queried(99, DEFAULT_ACK_PATTERN, "99", "Saved file /bucket/uuid")
     [snapshot] = manager.get_active_responsibilities()
@@ -246,7 +234,7 @@ def test_constructor_validation() -> None:
 
 def test_sync_expiry_is_applied_on_each_call() -> None:
     """Without a running timer, reading pending_count after the deadline releases the pin with no signal at all."""
-    pinning, sink, clock = FakePinning(), SignalSink(), FakeClock()
+    pinning, sink, clock = FakePinning(), SignalSink(), ManualClock(100.0)
     manager = ResponsibilitySignalManager(pinning, sink, max_pin_duration=10, clock=clock)
     manager.pin_until_queried(1)
     clock.advance(5)

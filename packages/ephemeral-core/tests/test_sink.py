@@ -22,21 +22,9 @@ from ephemeral.core import (
     SignalSink,
     Subscription,
 )
+from ephemeral.core.testing import ManualClock
 
 WALL = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.value = start
-
-    def __call__(self) -> float:
-        return self.value
-
-    def advance(self, seconds: float) -> None:
-        self.value += seconds
 
 
 class FakeSource:
@@ -55,12 +43,12 @@ class FakeSource:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def sink(clock: FakeClock) -> SignalSink:
+def sink(clock: ManualClock) -> SignalSink:
     return SignalSink(max_capacity=100, max_age=60.0, clock=clock, now=lambda: WALL)
 
 
@@ -150,7 +138,7 @@ def test_default_window_settings() -> None:
     assert sink.max_age == 60.0
 
 
-def test_capacity_bound_drops_the_oldest(clock: FakeClock) -> None:
+def test_capacity_bound_drops_the_oldest(clock: ManualClock) -> None:
     """Beyond max_capacity the oldest signals go first and the newest stay."""
     sink = SignalSink(max_capacity=3, clock=clock)
     for index in range(5):
@@ -162,7 +150,7 @@ def test_capacity_bound_drops_the_oldest(clock: FakeClock) -> None:
     assert not sink.detect("s0")
 
 
-def test_capacity_one_keeps_only_the_latest(clock: FakeClock) -> None:
+def test_capacity_one_keeps_only_the_latest(clock: ManualClock) -> None:
     """With max_capacity=1 the sink keeps exactly the latest signal."""
     sink = SignalSink(max_capacity=1, clock=clock)
     sink.emit("a")
@@ -170,7 +158,7 @@ def test_capacity_one_keeps_only_the_latest(clock: FakeClock) -> None:
     assert names(sink.sense()) == ["b"]
 
 
-def test_max_age_is_enforced_at_read_time(sink: SignalSink, clock: FakeClock) -> None:
+def test_max_age_is_enforced_at_read_time(sink: SignalSink, clock: ManualClock) -> None:
     """A signal older than max_age is invisible to sense, detect, count and len without any emit in between."""
     sink.emit("old")
     clock.advance(30)
@@ -187,7 +175,7 @@ def test_max_age_is_enforced_at_read_time(sink: SignalSink, clock: FakeClock) ->
     assert len(sink) == 0
 
 
-def test_signal_just_younger_than_max_age_is_visible(sink: SignalSink, clock: FakeClock) -> None:
+def test_signal_just_younger_than_max_age_is_visible(sink: SignalSink, clock: ManualClock) -> None:
     """A signal stays visible for its whole max_age and disappears just after."""
     sink.emit("a")
     clock.advance(59.9)
@@ -209,7 +197,7 @@ async def test_max_age_follows_the_loop_clock() -> None:
     assert sink.sense() == []
 
 
-def test_max_age_as_timedelta(clock: FakeClock) -> None:
+def test_max_age_as_timedelta(clock: ManualClock) -> None:
     """max_age accepts a timedelta and is reported in seconds."""
     sink = SignalSink(max_age=timedelta(minutes=2), clock=clock)
     assert sink.max_age == 120.0
@@ -220,7 +208,7 @@ def test_max_age_as_timedelta(clock: FakeClock) -> None:
     assert not sink.detect("a")
 
 
-def test_within_restricts_to_recent_signals(sink: SignalSink, clock: FakeClock) -> None:
+def test_within_restricts_to_recent_signals(sink: SignalSink, clock: ManualClock) -> None:
     """within= keeps only signals emitted at most that long ago, as seconds or a timedelta."""
     sink.emit("a.old")
     clock.advance(10)
@@ -234,7 +222,7 @@ def test_within_restricts_to_recent_signals(sink: SignalSink, clock: FakeClock) 
     assert sink.count(within=25) == 3
 
 
-def test_within_never_extends_beyond_max_age(sink: SignalSink, clock: FakeClock) -> None:
+def test_within_never_extends_beyond_max_age(sink: SignalSink, clock: ManualClock) -> None:
     """A within= longer than max_age still hides expired signals."""
     sink.emit("expired")
     clock.advance(61)
@@ -323,7 +311,7 @@ def test_publish_notifies_without_storing(sink: SignalSink) -> None:
     assert sink.sense() == []
 
 
-def test_timestamps_are_utc_and_follow_the_injected_clock(sink: SignalSink, clock: FakeClock) -> None:
+def test_timestamps_are_utc_and_follow_the_injected_clock(sink: SignalSink, clock: ManualClock) -> None:
     """Timestamps are timezone-aware UTC datetimes that move with the injected monotonic clock."""
     sink.emit("a")
     clock.advance(2.5)
@@ -396,7 +384,7 @@ def test_retract_of_nothing_returns_zero_without_notifying(sink: SignalSink) -> 
     assert retracted == []
 
 
-def test_retract_ignores_expired_signals(sink: SignalSink, clock: FakeClock) -> None:
+def test_retract_ignores_expired_signals(sink: SignalSink, clock: ManualClock) -> None:
     """An expired signal is already gone: retracting it counts 0 and notifies nobody."""
     retracted: list[SignalRetractedEvent] = []
     sink.subscribe_retracted(retracted.append)
@@ -444,13 +432,13 @@ def test_clear_empties_the_window_silently(sink: SignalSink) -> None:
     assert names(sink.sense()) == ["d"]
 
 
-def test_clear_counts_only_live_signals(sink: SignalSink, clock: FakeClock) -> None:
+def test_clear_counts_only_live_signals(sink: SignalSink, clock: ManualClock) -> None:
     """clear reports the signals that were visible, not expired leftovers."""
     sink.emit("old")
     clock.advance(61)
     sink.emit("new")
     assert sink.clear() == 1
-    clock.advance(-61)
+    clock.value -= 61  # back in time: the expired signal would be visible again if kept
     assert sink.sense() == []
 
 
@@ -662,7 +650,7 @@ def test_delivery_resumes_after_a_loop_was_cut(sink: SignalSink, error_logs: pyt
     assert depth == first_run
 
 
-def test_loop_across_two_sinks_is_cut(clock: FakeClock, error_logs: pytest.LogCaptureFixture) -> None:
+def test_loop_across_two_sinks_is_cut(clock: ManualClock, error_logs: pytest.LogCaptureFixture) -> None:
     """Two sinks forwarding to each other do not recurse without bound."""
     left = SignalSink(clock=clock)
     right = SignalSink(clock=clock)
@@ -869,7 +857,7 @@ def test_sources_are_held_weakly(sink: SignalSink) -> None:
     assert sink.sense() == []
 
 
-def test_within_applies_to_source_signals(sink: SignalSink, clock: FakeClock) -> None:
+def test_within_applies_to_source_signals(sink: SignalSink, clock: ManualClock) -> None:
     """within= also filters the signals of registered sources by their timestamps."""
     clock.advance(100)
     old: SignalEvent[Any] = SignalEvent("op.old", 1, None, WALL + timedelta(seconds=10))
@@ -883,7 +871,7 @@ def test_within_applies_to_source_signals(sink: SignalSink, clock: FakeClock) ->
 # ------------------------------------------------------------------------------------------ restore
 
 
-def test_restore_ages_a_signal_from_its_own_timestamp(sink: SignalSink, clock: FakeClock) -> None:
+def test_restore_ages_a_signal_from_its_own_timestamp(sink: SignalSink, clock: ManualClock) -> None:
     seen: list[SignalEvent[Any]] = []
     sink.subscribe(seen.append)
     stored: SignalEvent[Any] = SignalEvent("order.done", 7, "k", WALL - timedelta(seconds=50))

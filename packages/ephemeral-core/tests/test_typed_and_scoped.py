@@ -20,21 +20,9 @@ from ephemeral.core import (
     SignalSink,
     TypedSignalSink,
 )
+from ephemeral.core.testing import ManualClock
 
 WALL = datetime(2025, 6, 1, tzinfo=timezone.utc)
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, start: float = 50.0) -> None:
-        self.value = start
-
-    def __call__(self) -> float:
-        return self.value
-
-    def advance(self, seconds: float) -> None:
-        self.value += seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +32,8 @@ class Evidence:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(50.0)
 
 
 @pytest.fixture
@@ -118,7 +106,7 @@ def test_typed_default_capacity_is_512() -> None:
     assert typed.sense()[0].payload == 88
 
 
-def test_typed_sink_max_age_at_read_time(clock: FakeClock) -> None:
+def test_typed_sink_max_age_at_read_time(clock: ManualClock) -> None:
     """Typed signals older than max_age are invisible, read with the injected clock."""
     typed: TypedSignalSink[str] = TypedSignalSink(max_age=10, clock=clock, now=lambda: WALL)
     typed.emit("a", "old")
@@ -367,7 +355,7 @@ def test_emitter_has_signal(context: SignalContext) -> None:
     assert not emitter.has_signal("paused")
 
 
-def test_emitter_has_signal_respects_expiry(context: SignalContext, clock: FakeClock) -> None:
+def test_emitter_has_signal_respects_expiry(context: SignalContext, clock: ManualClock) -> None:
     """has_signal is False once the signal has aged out of the sink."""
     sink = SignalSink(max_age=5, clock=clock)
     emitter = ScopedSignalEmitter(context, 1, sink)

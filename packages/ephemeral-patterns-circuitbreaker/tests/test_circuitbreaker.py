@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -16,6 +14,7 @@ import pytest
 
 from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, SignalEvent, SignalSink, current_operation
 from ephemeral.core.lowlevel import AtomBase
+from ephemeral.core.testing import run_readme_examples
 from ephemeral.patterns.circuitbreaker import CircuitOpenException, SignalBasedCircuitBreaker, SignalHistory
 
 
@@ -351,12 +350,8 @@ def test_bad_arguments_raise_naming_them(kwargs: dict[str, Any], error: type[Exc
 
 def test_readme_example_runs() -> None:
     """The README's example runs as written: five requests go out, the next two are refused."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    [code] = re.findall(r"```python\n(.*?)```", readme, re.S)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
-    lines = out.getvalue().splitlines()
+    output = run_readme_examples(Path(__file__).parent.parent / "README.md")
+    lines = output.splitlines()
     assert [re.sub(r"retry in \d+s", "retry in Ns", line) for line in lines] == [
         "request 5 refused: Too many failures, retry in Ns",
         "request 6 refused: Too many failures, retry in Ns",

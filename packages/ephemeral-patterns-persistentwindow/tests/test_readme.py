@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any
 
-import pytest
+from ephemeral.core.testing import arun_readme_examples
 
 README = Path(__file__).parent.parent / "README.md"
 
 
-async def test_readme_example(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_readme_example(tmp_path: Path) -> None:
     """Two runs on one file: the second restores the first's signals and continues its row ids."""
-    (block,) = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    assert block.rstrip().endswith("anyio.run(main)")
-    namespace: dict[str, Any] = {}
-    exec(compile(block.rstrip().removesuffix("anyio.run(main)"), str(README), "exec", dont_inherit=True), namespace)
-    monkeypatch.chdir(tmp_path)
-    await namespace["main"]()
-    assert capsys.readouterr().out.splitlines() == [
+    output = await arun_readme_examples(README, cwd=tmp_path)
+    assert output.splitlines() == [
         "restored 0, orders 1, in memory 4",
         "last flushed id 2",
         "restored 2, orders 2, in memory 6",

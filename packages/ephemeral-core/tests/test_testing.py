@@ -1,0 +1,156 @@
+"""ephemeral.core.testing: the manual clock, the README example runners and the accounting assertion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator
+from ephemeral.core.testing import (
+    ManualClock,
+    arun_readme_examples,
+    assert_accounted,
+    output_blocks,
+    python_blocks,
+    run_readme_examples,
+)
+
+README = """# Example
+
+Some text.
+
+```python
+import anyio
+
+async def main() -> None:
+    await anyio.sleep(10)
+    print("slept", anyio.current_time() - start)
+
+start = 0.0
+anyio.run(main)
+```
+
+prints
+
+```
+slept 10.0
+```
+
+A second block sees the first one's names:
+
+```python
+print(start + 1)
+```
+
+```text
+1.0
+```
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "README.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_manual_clock_moves_only_forward_and_by_hand() -> None:
+    clock = ManualClock()
+    assert clock() == 1000.0
+    assert clock.advance(2.5) == 1002.5
+    assert clock() == 1002.5
+    with pytest.raises(ValueError, match="seconds"):
+        clock.advance(-1)
+    with pytest.raises(TypeError, match="start"):
+        ManualClock("0")  # type: ignore[arg-type]
+    assert repr(ManualClock(0)) == "ManualClock(0.0)"
+
+
+def test_blocks_come_with_their_line_and_shown_output(tmp_path: Path) -> None:
+    readme = write(tmp_path, README)
+    first, second = python_blocks(readme)
+    assert first.line == 6 and first.shown_output == "slept 10.0\n"
+    assert second.code == "print(start + 1)\n" and second.shown_output == "1.0\n"
+    assert output_blocks(readme) == ["slept 10.0\n", "1.0\n"]
+
+
+@pytest.mark.real_time
+def test_run_readme_examples_runs_every_block_as_a_script(tmp_path: Path) -> None:
+    fast = README.replace("anyio.sleep(10)", "anyio.sleep(0)").replace(" - start", " * 0 + 10.0")
+    output = run_readme_examples(write(tmp_path, fast))
+    assert output == "slept 10.0\n1.0\n"
+
+
+async def test_arun_readme_examples_awaits_main_on_the_tests_clock(tmp_path: Path) -> None:
+    readme = write(tmp_path, README.replace("start = 0.0", "start = anyio.current_time()"))
+    output = await arun_readme_examples(readme)
+    assert output.splitlines() == ["slept 10.0", output.splitlines()[1]]
+    assert float(output.splitlines()[1]) == pytest.approx(anyio.current_time() - 10 + 1)
+
+
+async def test_a_guarded_run_is_awaited_too(tmp_path: Path) -> None:
+    readme = write(
+        tmp_path,
+        '```python\nimport anyio\n\nasync def main():\n    print("ran")\n\nif __name__ == "__main__":\n'
+        "    anyio.run(main)\n```\n",
+    )
+    assert await arun_readme_examples(readme) == "ran\n"
+
+
+def test_an_example_that_promises_output_and_prints_nothing_fails(tmp_path: Path) -> None:
+    silent = write(tmp_path, "```python\nx = 1\nif x > 1:\n    print(x)\n```\n")
+    with pytest.raises(AssertionError, match=r"README\.md:2: the example promises output but printed nothing"):
+        run_readme_examples(silent)
+    shown = write(tmp_path, "```python\nx = 1\n```\n\n```text\n1\n```\n")
+    with pytest.raises(AssertionError, match="printed nothing"):
+        run_readme_examples(shown)
+    quiet = write(tmp_path, "```python\nx = 1\nassert x == 1\n```\n")
+    assert run_readme_examples(quiet) == ""
+
+
+def test_a_readme_without_examples_fails_and_errors_point_into_it(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="no ```python example"):
+        run_readme_examples(write(tmp_path, "# nothing\n"))
+    broken = write(tmp_path, "text\n\n```python\nx = 1\nraise ValueError('boom')\n```\n")
+    with pytest.raises(ValueError, match="boom") as caught:
+        run_readme_examples(broken)
+    assert caught.traceback[-1].lineno + 1 == 5  # README line 5 (pytest counts from 0)
+
+
+def test_examples_run_in_the_given_directory(tmp_path: Path) -> None:
+    readme = write(tmp_path, "```python\nfrom pathlib import Path\nPath('out.txt').write_text('x')\n```\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    assert run_readme_examples(readme, cwd=work, namespace={"unused": 1}) == ""
+    assert (work / "out.txt").read_text() == "x"
+
+
+async def test_assert_accounted_after_closing() -> None:
+    async def body(item: int) -> None:
+        if item == 3:
+            raise ValueError(item)
+
+    async with EphemeralWorkCoordinator(body, EphemeralOptions(max_concurrency=2)) as coordinator:
+        for item in range(5):
+            await coordinator.enqueue(item)
+        with pytest.raises(AssertionError, match="still pending or running"):
+            assert_accounted(coordinator)
+        assert_accounted(coordinator, closed=False)
+    assert_accounted(coordinator)
+    assert_accounted(coordinator.get_metrics())
+
+
+def test_assert_accounted_finds_missing_items() -> None:
+    class Metrics:
+        total_enqueued, total_completed, total_failed, total_skipped, total_cancelled = 5, 3, 1, 0, 0
+        pending_count = active_count = 0
+
+    class Atom:
+        coordinator = Metrics()
+
+    with pytest.raises(AssertionError, match="enqueued=5 completed=3 failed=1"):
+        assert_accounted(Atom())
+    with pytest.raises(TypeError, match="subject"):
+        assert_accounted(object())
