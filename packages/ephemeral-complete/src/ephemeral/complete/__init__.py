@@ -200,6 +200,10 @@ from ephemeral.patterns.signalcoordinatedreads import (
     CoordinatedReadsResult as CoordinatedReadsResult,
     SignalCoordinatedReads as SignalCoordinatedReads,
 )
+from ephemeral.patterns.signalinghttp import (
+    SignalEmitter as SignalEmitter,
+    SignalingHttpClient as SignalingHttpClient,
+)
 from ephemeral.patterns.signallogwatcher import (
     SignalLogWatcher as SignalLogWatcher,
 )
@@ -334,6 +338,7 @@ __all__ = (
     "SignalCoordinatedReads",
     "SignalDispatcher",
     "SignalDrivenBackpressure",
+    "SignalEmitter",
     "SignalEvent",
     "SignalFilter",
     "SignalHistory",
@@ -354,6 +359,7 @@ __all__ = (
     "SignalToStructlogAdapter",
     "SignalTransform",
     "SignalWaveExecutor",
+    "SignalingHttpClient",
     "SlidingCacheAtom",
     "SlidingCacheStats",
     "SqlParams",
