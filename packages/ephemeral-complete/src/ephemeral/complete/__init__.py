@@ -196,6 +196,10 @@ from ephemeral.patterns.persistentwindow import (
     PersistentSignalWindow as PersistentSignalWindow,
     WindowStats as WindowStats,
 )
+from ephemeral.patterns.reactivefanout import (
+    ReactiveFanOutMetrics as ReactiveFanOutMetrics,
+    ReactiveFanOutPipeline as ReactiveFanOutPipeline,
+)
 from ephemeral.patterns.signalcoordinatedreads import (
     CoordinatedReadsResult as CoordinatedReadsResult,
     SignalCoordinatedReads as SignalCoordinatedReads,
@@ -317,6 +321,8 @@ __all__ = (
     "PriorityWorkCoordinatorOptions",
     "ProgressSignals",
     "QuorumResult",
+    "ReactiveFanOutMetrics",
+    "ReactiveFanOutPipeline",
     "ResponsibilitySignalManager",
     "ResponsibilitySnapshot",
     "ResultUnavailableError",
