@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 import pytest
 
-import ephemeral.atoms.echo as echo_package
 from ephemeral.atoms.echo import (
     OperationEchoCapture,
     OperationEchoEntry,
@@ -601,17 +600,3 @@ def test_enable_operation_echoing_rejects_bad_arguments(argument: str, value: An
     }
     with pytest.raises(TypeError, match=argument):
         enable_operation_echoing(**kwargs)
-
-
-def test_public_api() -> None:
-    """The package exports exactly its public names, as a tuple."""
-    assert echo_package.__all__ == (
-        "OperationEchoAtom",
-        "OperationEchoCapture",
-        "OperationEchoEntry",
-        "OperationEchoMaker",
-        "OperationEchoMakerOptions",
-        "OperationFinalizer",
-        "enable_operation_echoing",
-    )
-    assert all(hasattr(echo_package, name) for name in echo_package.__all__)

@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 import pytest
 
-import ephemeral.atoms.slidingcache as slidingcache
 from ephemeral.atoms.slidingcache import SlidingCacheAtom, SlidingCacheStats
 from ephemeral.core import EphemeralLruCache, SignalSink
 from ephemeral.core.testing import arun_readme_examples
@@ -477,12 +476,6 @@ def test_bad_arguments_raise_naming_the_argument(argument: str, value: Any, erro
     kwargs: dict[str, Any] = {"compute": Compute(1), argument: value}
     with pytest.raises(error, match=argument):
         SlidingCacheAtom(**kwargs)
-
-
-def test_public_api() -> None:
-    """The package exports exactly its public names, as a tuple."""
-    assert slidingcache.__all__ == ("SlidingCacheAtom", "SlidingCacheStats")
-    assert all(hasattr(slidingcache, name) for name in slidingcache.__all__)
 
 
 async def test_readme_example_runs() -> None:

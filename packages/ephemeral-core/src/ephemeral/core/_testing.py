@@ -1,0 +1,241 @@
+"""The test kit behind ``ephemeral.core.testing``: a manual clock, README example runners, accounting."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ._checks import check_float
+
+__all__ = (
+    "ManualClock",
+    "ReadmeExample",
+    "arun_readme_examples",
+    "assert_accounted",
+    "output_blocks",
+    "python_blocks",
+    "run_readme_examples",
+)
+
+
+class ManualClock:
+    """A monotonic clock in seconds that moves only when the test says so.
+
+    Pass it as the ``clock=`` of a component and call ``advance`` to let time pass::
+
+        clock = ManualClock()
+        cache = EphemeralLruCache(EphemeralLruCacheOptions(default_ttl=10, clock=clock))
+        clock.advance(11)
+
+    Args:
+        start: The first reading.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.value = check_float(start, "start")
+
+    def __call__(self) -> float:
+        """The current reading."""
+        return self.value
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock forward by ``seconds`` (>= 0) and return the new reading.
+
+        Raises:
+            ValueError: ``seconds`` is negative: a monotonic clock never goes back.
+        """
+        self.value += check_float(seconds, "seconds", minimum=0.0)
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"ManualClock({self.value!r})"
+
+
+# -- README examples ------------------------------------------------------------------------------
+
+_PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
+#: An output block: ```text (or ```console/```output), or a bare ``` block right after a line ending
+#: in "prints", "prints:" or "Output:".
+_OUTPUT_BLOCK = re.compile(
+    r"^```(?:text|console|output)[ \t]*\n(.*?)^```|(?:prints|[Oo]utput):?\s*\n\s*\n?```[ \t]*\n(.*?)^```", re.S | re.M
+)
+#: The last statement of a script-like example: ``anyio.run(main)``, possibly under a ``__main__`` guard.
+_RUN_MAIN = re.compile(r"\n(?:if __name__ == [\"']__main__[\"']:\s*\n\s+)?anyio\.run\(\s*main\s*(?:,[^)]*)?\)\s*$")
+
+
+class ReadmeExample(NamedTuple):
+    """One ```python block of a README: its code, its first line number, and the output shown after it."""
+
+    code: str
+    line: int
+    shown_output: str | None
+
+
+def _text(readme: str | os.PathLike[str]) -> tuple[str, str]:
+    path = Path(readme)
+    return path.read_text(encoding="utf-8"), str(path)
+
+
+def python_blocks(readme: str | os.PathLike[str]) -> list[ReadmeExample]:
+    """The ```python blocks of the README at ``readme``, in order, each with the output the README shows.
+
+    A block's shown output is the first output block (```text, ```console, ```output, or a bare ```
+    block after a line ending in "prints" or "Output:") between it and the next ```python block.
+    """
+    text, _ = _text(readme)
+    matches = list(_PYTHON_BLOCK.finditer(text))
+    examples = []
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        shown = _OUTPUT_BLOCK.search(text, match.end(), end)
+        output = None if shown is None else (shown.group(1) if shown.group(1) is not None else shown.group(2))
+        line = text.count("\n", 0, match.start(1)) + 1
+        examples.append(ReadmeExample(match.group(1), line, output))
+    return examples
+
+
+def output_blocks(readme: str | os.PathLike[str]) -> list[str]:
+    """The output each example of the README shows, for the examples that show one, in order."""
+    return [example.shown_output for example in python_blocks(readme) if example.shown_output is not None]
+
+
+def _promises_output(example: ReadmeExample) -> bool:
+    return example.shown_output is not None or "print(" in example.code
+
+
+@contextlib.contextmanager
+def _capturing(cwd: str | os.PathLike[str] | None) -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    with contextlib.ExitStack() as stack:
+        if cwd is not None:
+            _chdir(stack, cwd)
+        stack.enter_context(contextlib.redirect_stdout(out))
+        yield out
+
+
+def _chdir(stack: contextlib.ExitStack, cwd: str | os.PathLike[str]) -> None:
+    """``contextlib.chdir`` (Python 3.11+), for 3.10 too."""
+    previous = os.getcwd()
+    os.chdir(cwd)
+    stack.callback(os.chdir, previous)
+
+
+def _check_printed(example: ReadmeExample, source: str, printed: str) -> None:
+    if _promises_output(example) and not printed.strip():
+        raise AssertionError(f"{source}:{example.line}: the example promises output but printed nothing")
+
+
+def _compile(example: ReadmeExample, code: str, source: str) -> Any:
+    # Line numbers in tracebacks point into the README.
+    return compile("\n" * (example.line - 1) + code, source, "exec", dont_inherit=True)
+
+
+def run_readme_examples(
+    readme: str | os.PathLike[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    namespace: Mapping[str, Any] | None = None,
+) -> str:
+    """Run every ```python block of a README as written, in order and in one namespace; return the output.
+
+    Each block runs as a script would (``__name__ == "__main__"``, its own ``anyio.run(main)``
+    included), with stdout captured. Use it from a sync test.
+
+    Args:
+        readme: The README's path.
+        cwd: Run in this directory (for examples that write files).
+        namespace: Extra globals for the examples.
+
+    Raises:
+        AssertionError: The README has no ```python block, or an example that promises output (it calls
+            ``print`` or the README shows its output) printed nothing.
+        Exception: Whatever an example raised.
+    """
+    examples = python_blocks(readme)
+    _, source = _text(readme)
+    if not examples:
+        raise AssertionError(f"{source} has no ```python example")
+    scope: dict[str, Any] = {"__name__": "__main__", **(namespace or {})}
+    printed: list[str] = []
+    for example in examples:
+        with _capturing(cwd) as out:
+            exec(_compile(example, example.code, source), scope)
+        _check_printed(example, source, out.getvalue())
+        printed.append(out.getvalue())
+    return "".join(printed)
+
+
+async def arun_readme_examples(
+    readme: str | os.PathLike[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    namespace: Mapping[str, Any] | None = None,
+) -> str:
+    """``run_readme_examples`` inside the running event loop, for async tests.
+
+    A block ending in ``anyio.run(main)`` (or running it under a ``__main__`` guard) has its ``main()``
+    awaited instead, so the example runs on the test's backend and clock (virtual time).
+
+    Raises:
+        AssertionError: As for ``run_readme_examples``.
+        Exception: Whatever an example raised.
+    """
+    examples = python_blocks(readme)
+    _, source = _text(readme)
+    if not examples:
+        raise AssertionError(f"{source} has no ```python example")
+    scope: dict[str, Any] = {"__name__": "readme", **(namespace or {})}
+    printed: list[str] = []
+    for example in examples:
+        code, runs_main = _RUN_MAIN.subn("\n", example.code.rstrip())
+        with _capturing(cwd) as out:
+            exec(_compile(example, code, source), scope)
+            if runs_main:
+                await scope["main"]()
+        _check_printed(example, source, out.getvalue())
+        printed.append(out.getvalue())
+    return "".join(printed)
+
+
+# -- accounting -----------------------------------------------------------------------------------
+
+
+def assert_accounted(subject: Any, *, closed: bool = True) -> None:
+    """Assert that every item ``subject`` accepted is accounted for.
+
+    ``enqueued == completed + failed + skipped + cancelled`` and, when ``closed`` (the default: check
+    after leaving ``async with``), nothing is pending or running any more.
+
+    Args:
+        subject: A coordinator, an atom (its ``coordinator`` is read), or a ``CoordinatorMetrics``.
+        closed: Also require that nothing is pending or active.
+
+    Raises:
+        AssertionError: Items went missing (the message shows every counter).
+        TypeError: ``subject`` is none of those.
+    """
+    metrics = subject
+    if hasattr(metrics, "coordinator") and not hasattr(metrics, "get_metrics"):
+        metrics = metrics.coordinator
+    if hasattr(metrics, "get_metrics"):
+        metrics = metrics.get_metrics()
+    names = ("total_enqueued", "total_completed", "total_failed", "total_skipped", "total_cancelled")
+    if not all(hasattr(metrics, name) for name in (*names, "pending_count", "active_count")):
+        raise TypeError(f"subject must be a coordinator, an atom or CoordinatorMetrics, got {subject!r}")
+    enqueued, completed, failed, skipped, cancelled = (getattr(metrics, name) for name in names)
+    counts = (
+        f"enqueued={enqueued} completed={completed} failed={failed} skipped={skipped} "
+        f"cancelled={cancelled} pending={metrics.pending_count} active={metrics.active_count}"
+    )
+    if closed and (metrics.pending_count or metrics.active_count):
+        raise AssertionError(f"items are still pending or running: {counts}")
+    unsettled = metrics.pending_count + metrics.active_count if not closed else 0
+    if enqueued != completed + failed + skipped + cancelled + unsettled:
+        raise AssertionError(f"accepted items are not accounted for: {counts}")
