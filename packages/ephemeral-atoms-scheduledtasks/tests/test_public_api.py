@@ -12,6 +12,7 @@ def test_all_is_pinned() -> None:
         "DurableTask",
         "DurableTaskAtom",
         "InMemoryTaskStore",
+        "PostgresTaskStore",
         "ScheduledTaskDefinition",
         "ScheduledTasksAtom",
         "ScheduledTasksOptions",

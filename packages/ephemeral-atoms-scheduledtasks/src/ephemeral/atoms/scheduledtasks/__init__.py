@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._definition import CronFormat as CronFormat, ScheduledTaskDefinition as ScheduledTaskDefinition
 from ._durable import DurableTaskAtom as DurableTaskAtom
+from ._postgres import PostgresTaskStore as PostgresTaskStore
 from ._scheduler import ScheduledTasksAtom as ScheduledTasksAtom, ScheduledTasksOptions as ScheduledTasksOptions
 from ._sqlite import SqliteTaskStore as SqliteTaskStore
 from ._store import (
@@ -20,6 +21,7 @@ __all__ = (
     "DurableTask",
     "DurableTaskAtom",
     "InMemoryTaskStore",
+    "PostgresTaskStore",
     "ScheduledTaskDefinition",
     "ScheduledTasksAtom",
     "ScheduledTasksOptions",

@@ -31,6 +31,7 @@ __all__ = ("DurableTaskAtom",)
 
 _Self = TypeVar("_Self", bound="DurableTaskAtom")
 _log = logging.getLogger("ephemeral.atoms.scheduledtasks")
+_OUTAGE_WAIT = 1.0  # seconds between attempts to read a store that failed
 
 
 def _key_of(stored: StoredTask) -> str:
@@ -202,12 +203,17 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
                 while True:
                     self._wake = wake = anyio.Event()
                     now = self._now()
-                    stored = await store.claim(self._worker, now)
-                    if stored is not None:
-                        break
-                    wait = await store.next_due(now)
-                    if wait is None and self._claimed == 0:
-                        self._set_idle(True)
+                    try:
+                        stored = await store.claim(self._worker, now)
+                        if stored is not None:
+                            break
+                        wait = await store.next_due(now)
+                    except Exception:
+                        _log.warning("could not read the task store; trying again in %g s", _OUTAGE_WAIT, exc_info=True)
+                        wait = _OUTAGE_WAIT
+                    else:
+                        if wait is None and self._claimed == 0:
+                            self._set_idle(True)
                     timeout = min(math.inf if wait is None else wait, store.poll_interval or math.inf)
                     with anyio.move_on_after(timeout):
                         await wake.wait()
