@@ -7,8 +7,9 @@ import ephemeral.core
 EXPECTED = {
     "ACKED_SIGNAL", "AtomStats", "BlockReason", "CacheStats", "ContributorResult", "ContributorTracker",
     "CoordinatorClosedError", "CoordinatorMetrics", "DEFAULT_ACK_PATTERN", "DecayingReputationWindow",
-    "DependencyCoordinator", "DependencyExecutionError", "DependencyResult", "EXPIRED_SIGNAL", "EarlyExitResult",
-    "EarlyExitResultCoordinator", "EphemeralKeyedWorkCoordinator", "EphemeralLruCache", "EphemeralLruCacheOptions",
+    "DependencyCoordinator", "DependencyExecutionError", "DependencyResult", "EXPIRED_SIGNAL", "EarlyExitOptions",
+    "EarlyExitResult", "EarlyExitResultCoordinator", "EphemeralKeyedWorkCoordinator", "EphemeralLruCache",
+    "EphemeralLruCacheOptions",
     "EphemeralOperation", "EphemeralOperationSnapshot", "EphemeralOptions", "EphemeralResultCoordinator",
     "EphemeralWorkCoordinator", "GlobPattern", "LastWordsNote", "LastWordsNoteAtom", "OperationEcho",
     "OperationStatus", "PatternSet", "Pinning", "PipelineResult", "PipelineStage", "PriorityKeyedWorkCoordinator",

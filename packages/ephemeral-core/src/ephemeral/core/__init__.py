@@ -23,7 +23,11 @@ from ._coordinator import (
     EphemeralWorkCoordinator as EphemeralWorkCoordinator,
 )
 from ._dispatcher import SignalDispatcher as SignalDispatcher
-from ._early_exit import EarlyExitResult as EarlyExitResult, EarlyExitResultCoordinator as EarlyExitResultCoordinator
+from ._early_exit import (
+    EarlyExitOptions as EarlyExitOptions,
+    EarlyExitResult as EarlyExitResult,
+    EarlyExitResultCoordinator as EarlyExitResultCoordinator,
+)
 from ._events import (
     BlockReason as BlockReason,
     SignalCommandMatch as SignalCommandMatch,
@@ -121,6 +125,7 @@ __all__ = (
     "DependencyCoordinator",
     "DependencyExecutionError",
     "DependencyResult",
+    "EarlyExitOptions",
     "EarlyExitResult",
     "EarlyExitResultCoordinator",
     "EphemeralKeyedWorkCoordinator",

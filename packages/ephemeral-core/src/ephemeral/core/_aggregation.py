@@ -6,10 +6,10 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from ._clock import to_seconds
 from ._events import SignalEvent
@@ -26,6 +26,9 @@ __all__ = (
 )
 
 K = TypeVar("K", bound=Hashable)
+
+#: A signal's number for one statistic: ``selector(event) -> float | None`` (None skips the signal).
+ValueSelector = Callable[[SignalEvent[Any]], "float | None"]
 
 
 # ---------------------------------------------------------------------------------------- reputation
@@ -147,13 +150,24 @@ def signal_base_name(event: SignalEvent[Any]) -> str:
 class SignalAggregate:
     """Numbers carried by a group of signals.
 
+    It is also the sequence of those signals (``len(group)``, ``for event in group``), as the
+    original's groups were.
+
     Attributes:
         count: How many signals matched (with or without a number).
         values: The numbers they carried, oldest first.
+        events: The signals, oldest first.
     """
 
     count: int
     values: tuple[float, ...]
+    events: tuple[SignalEvent[Any], ...] = ()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[SignalEvent[Any]]:
+        return iter(self.events)
 
     @property
     def sum(self) -> float:
@@ -218,52 +232,116 @@ class SignalAggregationWindow:
         cutoff = sink.now() - timedelta(seconds=seconds)
         return [event for event in sink.sense(pattern) if event.timestamp >= cutoff]
 
-    def _aggregate(self, events: Iterable[SignalEvent[Any]]) -> SignalAggregate:
-        events = list(events)
-        values = (self._value(event) for event in events)
-        return SignalAggregate(len(events), tuple(v for v in values if v is not None))
+    def _split(self, selector: object, pattern: object) -> tuple[ValueSelector, str | None]:
+        """``(selector, pattern)`` (the original's order) or ``(pattern,)`` as (value extractor, pattern)."""
+        if callable(selector):
+            value = cast(ValueSelector, selector)
+        elif pattern is not None:
+            raise TypeError(f"selector must be callable when a pattern follows it, got {selector!r}")
+        else:
+            value, pattern = self._value, selector
+        if pattern is not None and not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a glob str or None, got {pattern!r}")
+        return value, pattern
 
-    def aggregate(self, pattern: str | None = None, *, window: float | timedelta | None = None) -> SignalAggregate:
-        """Count, values, sum, average, min and max of the matching signals, at once."""
-        return self._aggregate(self.query(pattern, window=window))
+    def _aggregate(self, events: Iterable[SignalEvent[Any]], value: ValueSelector) -> SignalAggregate:
+        events = tuple(events)
+        values = (value(event) for event in events)
+        return SignalAggregate(len(events), tuple(float(v) for v in values if v is not None), events)
+
+    def aggregate(
+        self,
+        selector: ValueSelector | str | None = None,
+        pattern: str | None = None,
+        *,
+        window: float | timedelta | None = None,
+    ) -> SignalAggregate:
+        """Count, values, sum, average, min and max of the matching signals, at once.
+
+        Every statistic is called as ``stat(pattern)`` (numbers from the window's ``value`` extractor)
+        or, as in the original, ``stat(selector, pattern)`` with ``selector(event) -> float | None``
+        choosing the number for this call; ``window=`` overrides the window.
+        """
+        value, pattern = self._split(selector, pattern)
+        return self._aggregate(self.query(pattern, window=window), value)
 
     def count(self, pattern: str | None = None, *, window: float | timedelta | None = None) -> int:
         """How many signals match (with or without a number)."""
         return len(self.query(pattern, window=window))
 
-    def sum(self, pattern: str | None = None, *, window: float | timedelta | None = None) -> float:
-        """The sum of the matching signals' numbers (0.0 when none)."""
-        return self.aggregate(pattern, window=window).sum
+    def sum(
+        self,
+        selector: ValueSelector | str | None = None,
+        pattern: str | None = None,
+        *,
+        window: float | timedelta | None = None,
+    ) -> float:
+        """The sum of the matching signals' numbers (0.0 when none): ``sum(pattern)`` or ``sum(selector, pattern)``."""
+        return self.aggregate(selector, pattern, window=window).sum
 
-    def average(self, pattern: str | None = None, *, window: float | timedelta | None = None) -> float:
-        """The mean of the matching signals' numbers (0.0 when none)."""
-        return self.aggregate(pattern, window=window).average
+    def average(
+        self,
+        selector: ValueSelector | str | None = None,
+        pattern: str | None = None,
+        *,
+        window: float | timedelta | None = None,
+    ) -> float:
+        """The mean of the matching signals' numbers (0.0 when none); called like ``sum``."""
+        return self.aggregate(selector, pattern, window=window).average
 
-    def min(self, pattern: str | None = None, *, window: float | timedelta | None = None) -> float | None:
-        """The smallest number among the matching signals, or None when none."""
-        return self.aggregate(pattern, window=window).min
+    def min(
+        self,
+        selector: ValueSelector | str | None = None,
+        pattern: str | None = None,
+        *,
+        window: float | timedelta | None = None,
+    ) -> float | None:
+        """The smallest number among the matching signals, or None when none; called like ``sum``."""
+        return self.aggregate(selector, pattern, window=window).min
 
-    def max(self, pattern: str | None = None, *, window: float | timedelta | None = None) -> float | None:
-        """The largest number among the matching signals, or None when none."""
-        return self.aggregate(pattern, window=window).max
+    def max(
+        self,
+        selector: ValueSelector | str | None = None,
+        pattern: str | None = None,
+        *,
+        window: float | timedelta | None = None,
+    ) -> float | None:
+        """The largest number among the matching signals, or None when none; called like ``sum``."""
+        return self.aggregate(selector, pattern, window=window).max
 
     def group_by(
         self,
-        pattern: str | None = None,
-        key: Callable[[SignalEvent[Any]], str] | None = None,
+        key_selector: Callable[[SignalEvent[Any]], str] | str | None = None,
+        pattern: str | Callable[[SignalEvent[Any]], str] | None = None,
         *,
+        key: Callable[[SignalEvent[Any]], str] | None = None,
         window: float | timedelta | None = None,
     ) -> dict[str, SignalAggregate]:
-        """Aggregates per group, groups in order of first appearance.
+        """Aggregates per group (each also a sequence of its signals), groups in order of first appearance.
+
+        Called as ``group_by(pattern, key=...)`` or, as in the original, ``group_by(key_selector, pattern)``.
 
         Args:
+            key_selector: The group of a signal (the original's first argument), or the pattern.
             pattern: A glob on the signal name (all signals when None).
             key: The group of a signal (default: its name without the ``=value`` part, so
                 ``score.ua=0.5`` and ``score.ua=0.6`` form the group ``score.ua``).
             window: Overrides the window for this query.
         """
+        if callable(key_selector):
+            if key is not None:
+                raise TypeError("give the key selector once: first argument or key=, not both")
+            key = key_selector
+        elif callable(pattern) and key is None:  # group_by(pattern, key) positionally
+            key, pattern = pattern, key_selector
+        elif pattern is not None:
+            raise TypeError(f"key_selector must be callable when a pattern follows it, got {key_selector!r}")
+        else:
+            pattern = key_selector
+        if pattern is not None and not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a glob str or None, got {pattern!r}")
         group_of = key if key is not None else signal_base_name
         groups: dict[str, list[SignalEvent[Any]]] = {}
         for event in self.query(pattern, window=window):
             groups.setdefault(group_of(event), []).append(event)
-        return {name: self._aggregate(events) for name, events in groups.items()}
+        return {name: self._aggregate(events, self._value) for name, events in groups.items()}

@@ -17,6 +17,7 @@ from ._hooks import EventHook, Subscription
 from ._lifecycle import close_task_group, open_task_group
 from ._loop import LoopBinding
 from ._matcher import GlobPattern, compile_pattern
+from ._options import EphemeralOptions
 from ._sink import SignalSink
 
 __all__ = ("SignalDispatcher",)
@@ -60,10 +61,17 @@ class SignalDispatcher:
     handlers run in. ``flush()`` waits until everything dispatched so far has been handled and leaves
     the dispatcher running; leaving the block does the same, then stops.
 
+    The original's form ``SignalDispatcher(options)`` takes an ``EphemeralOptions``: its
+    ``max_concurrency`` and, as the backlog, its ``max_tracked_operations`` (its ``signals`` sink is not
+    attached: ``attach`` one, or pass ``sink``).
+
     Args:
-        sink: A sink to ``attach`` to at once (more can be attached later).
+        sink: A sink to ``attach`` to at once (more can be attached later); or the original's options.
         max_concurrency: How many signals are handled at once (default: the number of CPUs).
         max_queued: How many signals may wait for a handler.
+
+    Raises:
+        TypeError: Options given together with ``max_concurrency`` or ``max_queued``.
 
     Example:
         >>> async with SignalDispatcher(sink) as dispatcher:
@@ -74,10 +82,16 @@ class SignalDispatcher:
 
     def __init__(
         self,
-        sink: SignalSink | None = None,
+        sink: SignalSink | EphemeralOptions | None = None,
         max_concurrency: int | None = None,
-        max_queued: int = 1000,
+        max_queued: int | None = None,
     ) -> None:
+        if isinstance(sink, EphemeralOptions):
+            if max_concurrency is not None or max_queued is not None:
+                raise TypeError("give options alone, or sink with max_concurrency and max_queued, not both")
+            max_concurrency, max_queued, sink = sink.max_concurrency, sink.max_tracked_operations, None
+        if max_queued is None:
+            max_queued = 1000
         if max_concurrency is None:
             max_concurrency = os.cpu_count() or 1
         concurrency = _positive("max_concurrency", max_concurrency)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ._coordinator import CoordinatorClosedError
@@ -12,10 +12,47 @@ from ._matcher import PatternSet
 from ._options import EphemeralOptions
 from ._result import EphemeralResultCoordinator
 
-__all__ = ("EarlyExitResult", "EarlyExitResultCoordinator")
+__all__ = ("EarlyExitOptions", "EarlyExitResult", "EarlyExitResultCoordinator")
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EarlyExitOptions(Generic[R]):
+    """The original's options for ``EarlyExitResultCoordinator``: the exit signals and an aggregate.
+
+    Args:
+        early_exit_signals: Globs (comma-separated alternatives allowed) whose first match stops the
+            coordinator.
+        on_early_exit: ``on_early_exit(signal, partial_results) -> R``, called once on the exit with the
+            exit signal's name and the results so far; its value is ``EarlyExitResult.aggregated``.
+
+    Raises:
+        ValueError: ``early_exit_signals`` holds no pattern.
+        TypeError: ``on_early_exit`` is not callable.
+    """
+
+    early_exit_signals: Iterable[str] | str
+    on_early_exit: Callable[[str, list[R]], R] | None = None
+    _patterns: PatternSet = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_patterns", _exit_patterns(self.early_exit_signals, "early_exit_signals"))
+        if self.on_early_exit is not None and not callable(self.on_early_exit):
+            raise TypeError(
+                f"on_early_exit must be callable(signal, partial_results) or None, got {self.on_early_exit!r}"
+            )
+
+
+def _exit_patterns(signals: object, name: str) -> PatternSet:
+    try:
+        patterns = PatternSet(signals)  # type: ignore[arg-type]
+    except TypeError as error:
+        raise TypeError(f"{name}: {error}") from None
+    if not patterns:
+        raise ValueError(f"{name} must hold at least one glob pattern, got {signals!r}")
+    return patterns
 
 
 @dataclass(frozen=True)
@@ -31,6 +68,8 @@ class EarlyExitResult(Generic[R]):
         completed_count: Bodies that returned.
         failed_count: Bodies that raised.
         cancelled_count: Items cancelled by the exit: running bodies interrupted and waiting items dropped.
+        aggregated: What ``EarlyExitOptions.on_early_exit`` returned on the exit (None without an exit
+            or without the callback).
     """
 
     exited: bool
@@ -40,6 +79,12 @@ class EarlyExitResult(Generic[R]):
     completed_count: int
     failed_count: int
     cancelled_count: int
+    aggregated: R | None = None
+
+    @property
+    def partial_results(self) -> tuple[R, ...]:
+        """``results`` under the original's name."""
+        return self.results
 
 
 class EarlyExitResultCoordinator(EphemeralResultCoordinator[T, R], Generic[T, R]):
@@ -49,11 +94,13 @@ class EarlyExitResultCoordinator(EphemeralResultCoordinator[T, R], Generic[T, R]
     sink (``options.signals``, shared or its own) or by one of its operations. On the first one it
     stops at once: running bodies are cancelled, waiting items are dropped (both counted in
     ``total_cancelled``), later ``enqueue`` calls return -1, and ``coordinator.early_exit:{signal}``
-    (key: the exit signal's key) is emitted. ``await finish()`` or ``get_result()`` report the outcome.
+    (key: the exit signal's key) is emitted. ``await drain()`` (or ``finish()``) waits and returns the
+    outcome; ``get_result()`` reports it at any time.
 
     Args:
         body: ``async def body(item) -> R``.
-        exit_signals: Globs (comma-separated alternatives allowed) that stop the coordinator.
+        exit_signals: Globs (comma-separated alternatives allowed) that stop the coordinator; or the
+            original's ``EarlyExitOptions(early_exit_signals=..., on_early_exit=...)``.
         options: As for ``EphemeralResultCoordinator``.
 
     Raises:
@@ -63,17 +110,19 @@ class EarlyExitResultCoordinator(EphemeralResultCoordinator[T, R], Generic[T, R]
     def __init__(
         self,
         body: Callable[[T], Awaitable[R]],
-        exit_signals: Iterable[str] | str,
+        exit_signals: Iterable[str] | str | EarlyExitOptions[R],
         options: EphemeralOptions | None = None,
     ) -> None:
-        try:
-            self._exit_on = PatternSet(exit_signals)
-        except TypeError as error:
-            raise TypeError(f"exit_signals: {error}") from None
-        if not self._exit_on:
-            raise ValueError(f"exit_signals must hold at least one glob pattern, got {exit_signals!r}")
+        if isinstance(exit_signals, EarlyExitOptions):
+            self._exit_on = exit_signals._patterns
+            self._on_exit = exit_signals.on_early_exit
+        else:
+            self._exit_on = _exit_patterns(exit_signals, "exit_signals")
+            self._on_exit = None
         super().__init__(body, options)
         self._exit_event: SignalEvent[Any] | None = None
+        self._aggregated: R | None = None
+        self._aggregate_error: Exception | None = None
 
     async def __aenter__(self) -> EarlyExitResultCoordinator[T, R]:
         await super().__aenter__()
@@ -88,6 +137,11 @@ class EarlyExitResultCoordinator(EphemeralResultCoordinator[T, R], Generic[T, R]
         if self._exit_event is not None or self.is_cancelled or self.is_drained:
             return
         self._exit_event = event
+        if self._on_exit is not None:
+            try:
+                self._aggregated = self._on_exit(event.signal, self.get_results())
+            except Exception as error:  # raised from drain()/finish(), not into the emitter
+                self._aggregate_error = error
         self._sink.emit(SignalEvent(f"coordinator.early_exit:{event.signal}", self.id, event.key, self._sink.now()))
         self.cancel()
 
@@ -129,9 +183,20 @@ class EarlyExitResultCoordinator(EphemeralResultCoordinator[T, R], Generic[T, R]
             self.total_completed,
             self.total_failed,
             self.total_cancelled,
+            self._aggregated,
         )
 
-    async def finish(self) -> EarlyExitResult[R]:
-        """Stop accepting items, wait until every accepted item finished or was cancelled, and report."""
-        await self.drain()
+    async def drain(self) -> EarlyExitResult[R]:  # type: ignore[override]  # the original's drain returns it
+        """Stop accepting items, wait until every accepted item finished or was cancelled, and report.
+
+        Raises:
+            Exception: What ``EarlyExitOptions.on_early_exit`` raised (once; when no drain was awaited,
+                leaving ``async with`` raises it).
+        """
+        await super().drain()
+        error, self._aggregate_error = self._aggregate_error, None
+        if error is not None:  # raised once: by this drain, or else on leaving ``async with``
+            raise error
         return self.get_result()
+
+    finish = drain

@@ -198,6 +198,11 @@ class ContributorResult(Generic[R]):
     results: Mapping[str, R] = field(default_factory=dict)
     errors: Mapping[str, BaseException | None] = field(default_factory=dict)
 
+    @property
+    def pending_count(self) -> int:
+        """``pending`` under the original's name: expected contributors that have not reported."""
+        return self.pending
+
 
 class ContributorTracker(Generic[R]):
     """Tracks named contributors to one answer (detectors, voters, replicas) and waits for enough of them.

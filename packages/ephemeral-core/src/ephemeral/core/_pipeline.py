@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -175,17 +176,34 @@ class DependencyCoordinator:
     Signals on ``sink`` (key: the operation's name): ``operation.start:{name}``,
     ``operation.done:{name}``, ``operation.failed:{name}``, ``operation.skipped:{name}``.
 
+    Operations are added as actions (``add(name, action, depends_on)``, ``await action()``), or, in
+    the original's form, as items for one shared body: ``DependencyCoordinator(body, max_concurrency,
+    sink)`` then ``add_operation(name, item, *depends_on)`` runs ``await body(item)``.
+
     Args:
-        max_concurrency: The most operations running at once (default: the number of CPUs).
+        body: ``async def body(item)`` run by the operations added with ``add_operation``.
+        max_concurrency: The most operations running at once (None: the number of CPUs).
         sink: Where the signals go; a private sink when None.
 
     Example:
         >>> deps = DependencyCoordinator(max_concurrency=4)
         >>> deps.add("fetch", fetch).add("parse", parse, depends_on="fetch")
         >>> result = await deps.execute()
+        >>> # the original's form
+        >>> deps = DependencyCoordinator(build, 4, sink)
+        >>> deps.add_operation("compile", "src").add_operation("link", "obj", "compile")
+        >>> await deps.execute()
     """
 
-    def __init__(self, *, max_concurrency: int | None = None, sink: SignalSink | None = None) -> None:
+    def __init__(
+        self,
+        body: Callable[[Any], Awaitable[Any]] | None = None,
+        max_concurrency: int | None = None,
+        sink: SignalSink | None = None,
+    ) -> None:
+        if body is not None and not callable(body):
+            raise TypeError(f"body must be an async callable taking an operation's item, or None, got {body!r}")
+        self._body = body
         self._max_concurrency = _concurrency(max_concurrency)
         if sink is not None and not isinstance(sink, SignalSink):
             raise TypeError(f"sink must be a SignalSink or None, got {sink!r}")
@@ -218,6 +236,23 @@ class DependencyCoordinator:
         self._actions[name] = action
         self._dependencies[name] = tuple(dict.fromkeys(deps))
         return self
+
+    def add_operation(self, name: str, item: Any, *depends_on: str) -> DependencyCoordinator:
+        """Add operation ``name``, run as ``await body(item)`` after every operation in ``depends_on``.
+
+        The original's form of ``add``; returns the coordinator, for chaining.
+
+        Raises:
+            TypeError: The coordinator was made without a ``body``.
+            ValueError: A blank or duplicate ``name``, or ``name`` in its own ``depends_on``.
+        """
+        body = self._body
+        if body is None:
+            raise TypeError(
+                "add_operation needs the body given as DependencyCoordinator(body, ...); "
+                "without one, use add(name, action, depends_on)"
+            )
+        return self.add(name, partial(body, item), depends_on)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -448,6 +483,15 @@ class StagedPipelineBuilder(Generic[T]):
             raise TypeError(f"when_any: {error}") from None
         self._stages.append(PipelineStage(order, stage_name, work, patterns, timeout))
         return self
+
+    async def execute(self, items: Iterable[T]) -> PipelineResult:
+        """Build the pipeline and run it over ``items`` (the original's form of ``build().run(items)``).
+
+        Raises:
+            ValueError: No stage was added.
+            StageTriggerTimeoutError: A stage's trigger did not come in time.
+        """
+        return await self.build().run(items)
 
     def build(self) -> StagedPipeline[T]:
         """The pipeline, with its stages sorted by order.
