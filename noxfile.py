@@ -156,7 +156,7 @@ def wheelhouse(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Run examples/demo.py against every package, installed non-editable."""
-    session.install(*(f"packages/{p}" for p in PACKAGES))
+    session.install(*(f"packages/{p}" for p in PACKAGES), "rich")
     session.run("python", "examples/demo.py", *session.posargs)
 
 

@@ -39,3 +39,15 @@ def test_all_names_are_unique() -> None:
     """ephemeral.complete.__all__ lists each name once."""
     names = list(ephemeral.complete.__all__)
     assert len(names) == len(set(names))
+
+
+def test_the_demo_tells_its_story_and_accounts_for_every_item() -> None:
+    """examples/demo.py (plain output) shows the reactions to an outage and ends with every item accounted for."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples/demo.py"), "--plain"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for reaction in ("log.error.payments.chargefailed", "circuit.opened", "backpressure.payments", "circuit.closed"):
+        assert reaction in result.stdout
+    assert "retracted backpressure.payments" in result.stdout
+    assert result.stdout.rstrip().endswith("all accounted for")
