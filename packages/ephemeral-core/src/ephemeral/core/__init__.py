@@ -4,6 +4,23 @@ Work runs in coordinators with a concurrency bound; every operation leaves named
 bounded, time-limited window that other coordinators, atoms and patterns read and react to.
 """
 
+# Layout (as trio/__init__.py lays out trio):
+#
+# Public modules, the only ones other packages import:
+#   ephemeral.core           the names applications write (this module)
+#   ephemeral.core.lowlevel  building blocks for atom and pattern authors
+#   ephemeral.core.sql       SQL identifier helpers for storage packages
+#   ephemeral.core.testing   test kit: ManualClock, README example runners, assert_accounted
+#   ephemeral.core.di        dependency injection on svcs (the [di] extra)
+#
+# Private modules, by concern:
+#   signals         _sink, _events, _matcher, _pattern_index, _typed, _scoped, _routing, _hooks, _causal
+#   coordinators    _coordinator, _keyed, _priority, _result, _operation, _options, _foreach, _early_exit,
+#                   _async_handlers, _lifecycle, _atom, _persist, _lastwords
+#   runtime pieces  _wakeup, _flush, _backoff, _bounded, _checks, _clock, _loop
+#   features        _cache, _responsibility, _aggregation, _dispatcher, _orchestration, _pipeline, _waves,
+#                   _di, _sql, _testing
+
 from __future__ import annotations
 
 from ._aggregation import (
