@@ -3,8 +3,9 @@
 Application code writes the names in ``ephemeral.core``; a distribution that builds a new atom or
 pattern on top of core imports what it needs to compose from here: the coordinator base, the atom
 bases, the lifecycle helpers, argument checks, clocks and ids, and ``PatternIndex`` for matching a signal
-name against many registered globs at once. Nothing outside ``ephemeral-core``
-imports core's private modules.
+name against many registered globs at once, and the runtime pieces every loop needs (``Wakeup``,
+``FlushBuffer``, ``BackoffPolicy``/``parse_retry_hint``, ``caused_event``, ``BoundedMap``). Nothing
+outside ``ephemeral-core`` imports core's private modules.
 """
 
 from __future__ import annotations
