@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from types import TracebackType
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from ._coordinator import CoordinatorBase
+from ._lifecycle import TaskGroupOwner
 from ._operation import EphemeralOperationSnapshot
 from ._sink import SignalSink
 
 __all__ = ("AtomBase", "AtomStats")
 
 C = TypeVar("C", bound=CoordinatorBase[Any, Any])
-_Self = TypeVar("_Self", bound="AtomBase[Any]")
 
 
 class AtomStats(NamedTuple):
@@ -24,11 +25,12 @@ class AtomStats(NamedTuple):
     failed: int
 
 
-class AtomBase(Generic[C]):
+class AtomBase(TaskGroupOwner, Generic[C]):
     """An atom built on one coordinator: ``async with`` runs it, and leaving the block drains it.
 
     Subclasses build the coordinator and add their own intake; this base gives every such atom the
-    same lifecycle and the same views, so an atom is only what makes it different.
+    same lifecycle and the same views, so an atom is only what makes it different. The atom's own
+    background tasks (``_on_enter``) run inside the coordinator's block: they end before it drains.
     """
 
     def __init__(self, coordinator: C) -> None:
@@ -36,14 +38,13 @@ class AtomBase(Generic[C]):
             raise TypeError(f"coordinator must be a coordinator, got {coordinator!r}")
         self.coordinator = coordinator
 
-    async def __aenter__(self: _Self) -> _Self:
-        await self.coordinator.__aenter__()
-        return self
+    @asynccontextmanager
+    async def _outer_context(self) -> AsyncIterator[None]:
+        async with self.coordinator:
+            yield
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        return await self.coordinator.__aexit__(exc_type, exc, tb)
+    def _on_error_exit(self) -> None:
+        self.coordinator.cancel()  # at once: nothing may start while the atom's own tasks wind down
 
     @property
     def signals(self) -> SignalSink:

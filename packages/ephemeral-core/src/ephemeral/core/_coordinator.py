@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
-from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import anyio
@@ -19,7 +17,7 @@ from ._async_handlers import AsyncSignalQueue
 from ._clock import TimeBase, loop_clock, to_seconds
 from ._events import SignalEvent
 from ._hooks import EventHook, Subscription
-from ._lifecycle import close_task_group, open_task_group
+from ._lifecycle import CoordinatorClosedError, TaskGroupOwner
 from ._loop import LoopBinding
 from ._matcher import PatternSet, compile_pattern
 from ._operation import (
@@ -40,7 +38,6 @@ __all__ = ("CoordinatorBase", "CoordinatorClosedError", "CoordinatorMetrics", "E
 _log = logging.getLogger("ephemeral.core")
 T = TypeVar("T")
 R = TypeVar("R")
-_Self = TypeVar("_Self", bound="CoordinatorBase[Any, Any]")
 
 #: An accepted item waiting to run: (item, operation id, key shown on the operation, group). The group is
 #: the subclass's own bookkeeping: the raw key of a keyed coordinator, the lane of a priority one.
@@ -92,10 +89,6 @@ class Deferral:
         return now - self.since < self.budget
 
 
-class CoordinatorClosedError(RuntimeError):
-    """Raised by ``enqueue`` once the coordinator has been completed or cancelled."""
-
-
 class CoordinatorMetrics(NamedTuple):
     """Counters of a coordinator at one moment.
 
@@ -115,7 +108,7 @@ class CoordinatorMetrics(NamedTuple):
     is_drained: bool
 
 
-class CoordinatorBase(Generic[T, R]):
+class CoordinatorBase(TaskGroupOwner, Generic[T, R]):
     """Machinery shared by every coordinator: workers, the window, counters, signals, lifecycle.
 
     Workers are tasks in a pool owned by the coordinator's task group. They start on demand, up to
@@ -163,6 +156,8 @@ class CoordinatorBase(Generic[T, R]):
         self.operation_finalized: EventHook[EphemeralOperationSnapshot[R]] = EventHook("operation_finalized")
 
         self._started = False
+        self._registered = False
+        self._pool_lost = False
         self._closed = False
         self._completed = False
         self._cancelled = False
@@ -222,11 +217,9 @@ class CoordinatorBase(Generic[T, R]):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def __aenter__(self: _Self) -> _Self:
-        if self._started:
-            raise RuntimeError("a coordinator can be entered only once")
-        self._started = True
+    async def _on_enter(self, tg: TaskGroup) -> None:
         options = self.options
+        self._started = True
         self._clock = clock = loop_clock()
         self._time = TimeBase(clock)
         self._cancelled_exc = anyio.get_cancelled_exc_class()
@@ -237,50 +230,33 @@ class CoordinatorBase(Generic[T, R]):
         if options.enable_operation_echo:
             retention = to_seconds(options.operation_echo_retention, "operation_echo_retention")
             self._echoes = OperationEchoStore(self._time, retention, options.operation_echo_capacity)
-        self._tg = tg = await open_task_group()
-        try:
-            self._pool = await tg.start(self._host_pool)
-            if self._lifetime is not None:
-                tg.start_soon(self._sweep_ages, self._lifetime)
-            if options.on_signal_async is not None or options.on_signal_retracted_async is not None:
-                self._async_signals = AsyncSignalQueue(
-                    options.on_signal_async,
-                    options.on_signal_retracted_async,
-                    options.max_concurrent_signal_handlers,
-                    options.max_queued_signals,
-                )
-                self._async_signals.start(tg, self._loop)
-                self._host.dispatch_async = self._async_signals.submit
-            if self._drain_on:
-                self._subscriptions.append(self._sink.subscribe(self._watch_drain))
-            self._sink.register_source(self)
-        except BaseException:
-            await close_task_group(tg, *sys.exc_info())
-            raise
-        return self
+        self._tg = tg
+        self._pool = await tg.start(self._host_pool)
+        if self._lifetime is not None:
+            tg.start_soon(self._sweep_ages, self._lifetime)
+        if options.on_signal_async is not None or options.on_signal_retracted_async is not None:
+            self._async_signals = AsyncSignalQueue(
+                options.on_signal_async,
+                options.on_signal_retracted_async,
+                options.max_concurrent_signal_handlers,
+                options.max_queued_signals,
+            )
+            self._async_signals.start(tg, self._loop)
+            self._host.dispatch_async = self._async_signals.submit
+        if self._drain_on:
+            self._subscriptions.append(self._sink.subscribe(self._watch_drain))
+        self._sink.register_source(self)
+        self._registered = True
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        tg = self._tg
-        assert tg is not None
-        try:
-            if exc_type is None:
-                await self.drain()
-                if self._async_signals is not None:
-                    await self._async_signals.wait_idle()
-            else:
-                self.cancel()
-        except BaseException as error:
-            exc_type, exc, tb = type(error), error, error.__traceback__
-            self.cancel()
-            raise
-        finally:
-            self._shutdown()
-            await close_task_group(tg, exc_type, exc, tb)
-        return None
+    async def _on_clean_exit(self) -> None:
+        await self.drain()
+        if self._async_signals is not None:
+            await self._async_signals.wait_idle()
 
-    def _shutdown(self) -> None:
+    def _on_error_exit(self) -> None:
+        self.cancel()
+
+    def _on_close(self) -> None:
         """Release everything: subscriptions, the sink's view, background tasks; finalise the window."""
         if self._closed:
             return
@@ -288,7 +264,8 @@ class CoordinatorBase(Generic[T, R]):
             subscription.close()
         if self._async_signals is not None:
             self._async_signals.close()
-        self._sink.unregister_source(self)
+        if self._registered:
+            self._sink.unregister_source(self)
         for operation in self._window_operations():
             if operation.completed_at is not None:  # bodies still unwinding are finalised as they retire
                 self._finalize(operation)
@@ -297,7 +274,13 @@ class CoordinatorBase(Generic[T, R]):
     async def _host_pool(self, *, task_status: TaskStatus[TaskGroup]) -> None:
         async with anyio.create_task_group() as pool:
             task_status.started(pool)
-            await anyio.sleep_forever()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                # A cancellation reached the pool (an outer cancel scope, or the coordinator closing):
+                # from now on no worker can start, so intake stops before an item is counted.
+                self._pool_lost = not self._completed
+                self.complete()
 
     # -- intake ---------------------------------------------------------------------------------
 
@@ -309,12 +292,20 @@ class CoordinatorBase(Generic[T, R]):
             self._top_up()
         return operation_id
 
+    def _refused(self) -> CoordinatorClosedError:
+        """The error of an item offered once intake has stopped (the item is not accepted)."""
+        if self._pool_lost:
+            return CoordinatorClosedError(
+                f"{type(self).__name__} is closing: a cancellation reached it; no new items are accepted"
+            )
+        return CoordinatorClosedError(f"{type(self).__name__} has been completed; no new items are accepted")
+
     async def _wait_for_room(self, item: T) -> None:
         if self._pool is None:
-            raise RuntimeError(f"enter the coordinator first: `async with {type(self).__name__}(...) as c:`")
+            raise self._not_entered("coordinator", "c")
         while True:
             if self._completed:
-                raise CoordinatorClosedError(f"{type(self).__name__} has been completed; no new items are accepted")
+                raise self._refused()
             if self._has_room(item):
                 return
             if self._space is None:
@@ -346,7 +337,7 @@ class CoordinatorBase(Generic[T, R]):
     def try_enqueue(self, item: T) -> bool:
         """Accept ``item`` if it can wait right now; False when full, completed or cancelled."""
         if self._pool is None:
-            raise RuntimeError(f"enter the coordinator first: `async with {type(self).__name__}(...) as c:`")
+            raise self._not_entered("coordinator", "c")
         if self._completed or not self._has_room(item):
             return False
         self._accept(item)
@@ -672,7 +663,7 @@ class CoordinatorBase(Generic[T, R]):
         While the coordinator is paused, waiting items wait for ``resume()``.
         """
         if not self._started:
-            raise RuntimeError(f"enter the coordinator first: `async with {type(self).__name__}(...) as c:`")
+            raise self._not_entered("coordinator", "c")
         self.complete()
         while not self.is_drained:
             if self._drained is None:

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from anyio.abc import TaskGroup
+
 from ._coordinator import CoordinatorClosedError
 from ._events import SignalEvent
 from ._matcher import PatternSet
@@ -124,10 +126,9 @@ class EarlyExitResultCoordinator(EphemeralResultCoordinator[T, R], Generic[T, R]
         self._aggregated: R | None = None
         self._aggregate_error: Exception | None = None
 
-    async def __aenter__(self) -> EarlyExitResultCoordinator[T, R]:
-        await super().__aenter__()
+    async def _on_enter(self, tg: TaskGroup) -> None:
+        await super()._on_enter(tg)
         self._subscriptions.append(self._sink.subscribe(self._watch_exit))  # closed on shutdown
-        return self
 
     def _watch_exit(self, event: SignalEvent[Any]) -> None:
         if self._exit_event is None and self._loop is not None and self._exit_on.matches(event.signal):

@@ -221,7 +221,7 @@ class EphemeralKeyedWorkCoordinator(CoordinatorBase[T, Any], Generic[T, K]):
     def try_enqueue(self, item: T) -> bool:
         """Accept ``item`` if there is room now and, with fair scheduling, its key is under the threshold."""
         if self._pool is None:
-            raise RuntimeError("enter the coordinator first: `async with EphemeralKeyedWorkCoordinator(...) as c:`")
+            raise self._not_entered("coordinator", "c")
         key = self._key_selector(item)
         if self._completed or not self._has_room(item):
             return False

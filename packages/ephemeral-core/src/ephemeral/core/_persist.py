@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -13,14 +11,12 @@ from anyio.abc import TaskGroup
 
 from ._atom import AtomBase, AtomStats
 from ._coordinator import CoordinatorClosedError, EphemeralWorkCoordinator
-from ._lifecycle import close_task_group, open_task_group
 from ._operation import EphemeralOperationSnapshot
 from ._options import EphemeralOptions
 
 __all__ = ("PersistAtom",)
 
 T = TypeVar("T")
-_Self = TypeVar("_Self", bound="PersistAtom[Any]")
 
 
 class PersistAtom(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
@@ -77,33 +73,17 @@ class PersistAtom(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def __aenter__(self: _Self) -> _Self:
-        await self.coordinator.__aenter__()
-        try:
-            self._tg = tg = await open_task_group()
-            tg.start_soon(self._feed)
-        except BaseException:
-            await self.coordinator.__aexit__(*sys.exc_info())
-            raise
-        return self
+    async def _on_enter(self, tg: TaskGroup) -> None:
+        self._tg = tg
+        tg.start_soon(self._feed)
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        tg = self._tg
-        assert tg is not None
-        try:
-            if exc_type is None:
-                await self._flush_backlog()
-        finally:
-            self._closing = True
-            self.dropped_count += len(self._backlog)  # only after an error: nothing is left otherwise
-            self._backlog.clear()
-            try:
-                await close_task_group(tg)
-            finally:
-                await self.coordinator.__aexit__(exc_type, exc, tb)
-        return None
+    async def _on_clean_exit(self) -> None:
+        await self._flush_backlog()
+
+    def _on_close(self) -> None:
+        self._closing = True
+        self.dropped_count += len(self._backlog)  # only after an error: nothing is left otherwise
+        self._backlog.clear()
 
     async def drain(self) -> None:
         """Stop accepting items and wait until every accepted one has been persisted (or has failed)."""

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from ._clock import to_seconds
-from ._coordinator import _PROCEED, CoordinatorBase, CoordinatorClosedError, Deferral, Entry
+from ._coordinator import _PROCEED, CoordinatorBase, Deferral, Entry
 from ._keyed import KeyedQueues
 from ._matcher import PatternSet
 from ._options import EphemeralOptions
@@ -163,7 +163,7 @@ class _LaneControl(CoordinatorBase[T, Any]):
     ) -> int | None:
         lane = self._lane(lane_name)
         if self._completed:
-            raise CoordinatorClosedError(f"{type(self).__name__} has been completed; no new items are accepted")
+            raise self._refused()
         if lane.max_depth is not None and lane.waiting >= lane.max_depth:
             return None
         if self._pool is None or not self._has_room(item):
@@ -176,7 +176,7 @@ class _LaneControl(CoordinatorBase[T, Any]):
     def _try_admit(self, item: T, lane_name: str | None, key: str | None, group_of: Callable[[_Lane], Any]) -> bool:
         lane = self._lane(lane_name)
         if self._pool is None:
-            raise RuntimeError(f"enter the coordinator first: `async with {type(self).__name__}(...) as c:`")
+            raise self._not_entered("coordinator", "c")
         if self._completed or not self._has_room(item):
             return False
         if lane.max_depth is not None and lane.waiting >= lane.max_depth:

@@ -32,7 +32,12 @@ from ._coordinator import CoordinatorBase as CoordinatorBase, Deferral as Deferr
 from ._flush import FlushBuffer as FlushBuffer
 from ._hooks import EventHook as EventHook, call_isolated as call_isolated
 from ._keyed import KeyedQueues as KeyedQueues
-from ._lifecycle import close_task_group as close_task_group, open_task_group as open_task_group
+from ._lifecycle import (
+    TaskGroupOwner as TaskGroupOwner,
+    close_task_group as close_task_group,
+    open_task_group as open_task_group,
+    owned_task_group as owned_task_group,
+)
 from ._loop import LoopBinding as LoopBinding
 from ._matcher import compile_pattern as compile_pattern
 from ._pattern_index import PatternIndex as PatternIndex
@@ -53,6 +58,7 @@ __all__ = (
     "LoopBinding",
     "PatternIndex",
     "PersistAtom",
+    "TaskGroupOwner",
     "TimeBase",
     "Wakeup",
     "call_isolated",
@@ -69,6 +75,7 @@ __all__ = (
     "newest_retry_hint",
     "next_id",
     "open_task_group",
+    "owned_task_group",
     "parse_duration",
     "parse_retry_hint",
     "sleep_time",

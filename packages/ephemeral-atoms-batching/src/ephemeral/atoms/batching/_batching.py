@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
-from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import anyio
@@ -20,7 +19,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
-from ephemeral.core.lowlevel import AtomBase, close_task_group, open_task_group, to_seconds
+from ephemeral.core.lowlevel import AtomBase, to_seconds
 
 __all__ = ("BatchingAtom", "BatchingStats")
 
@@ -112,47 +111,30 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def __aenter__(self: _Self) -> _Self:
-        await super().__aenter__()
-        try:
-            self._handed_over = anyio.Event()
-            self._tg = tg = await open_task_group()
-            tg.start_soon(self._cut_batches)
-        except BaseException:
-            await self.coordinator.__aexit__(*sys.exc_info())
-            raise
-        return self
+    async def _on_enter(self, tg: TaskGroup) -> None:
+        self._handed_over = anyio.Event()
+        self._tg = tg
+        tg.start_soon(self._cut_batches)
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        tg = self._tg
-        assert tg is not None
+    async def _on_clean_exit(self) -> None:
+        await self._hand_over_all()
+
+    def _on_error_exit(self) -> None:
+        self._closing = True
+        self.coordinator.cancel()  # at once, before any await: no batch starts after an error
+
+    def _on_close(self) -> None:
+        self._closing = True
+
+    @asynccontextmanager
+    async def _outer_context(self) -> AsyncIterator[None]:
         try:
-            if exc_type is None:
-                await self._hand_over_all()
-        except BaseException as error:  # e.g. an outer cancel scope while flushing
-            exc_type, exc, tb = type(error), error, error.__traceback__
-            raise
+            async with super()._outer_context():  # the coordinator's block, around the cutter's
+                yield
         finally:
-            self._closing = True
-            if exc_type is not None:
-                self.coordinator.cancel()  # at once, before any await: no batch starts after an error
-            try:
-                await close_task_group(tg, exc_type, exc, tb)
-            except BaseException as error:
-                if exc_type is None:
-                    exc_type, exc, tb = type(error), error, error.__traceback__
-                    self.coordinator.cancel()
-                raise
-            finally:
-                try:
-                    await self.coordinator.__aexit__(exc_type, exc, tb)
-                finally:
-                    self._open = []
-                    self._waiting.clear()
-                    self._cancelled = self._accepted - self._delivered  # nothing runs any more
-        return None
+            self._open = []
+            self._waiting.clear()
+            self._cancelled = self._accepted - self._delivered  # nothing runs any more
 
     def complete(self) -> None:
         """Stop accepting items; what is buffered is flushed at once and still delivered. Idempotent."""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from types import TracebackType
 from typing import TypeVar
 
 import anyio
@@ -19,9 +18,7 @@ from ephemeral.core.lowlevel import (
     AtomBase,
     TimeBase,
     check_int,
-    close_task_group,
     loop_clock,
-    open_task_group,
     to_seconds,
 )
 
@@ -115,41 +112,27 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def __aenter__(self: _Self) -> _Self:
+    @asynccontextmanager
+    async def _outer_context(self) -> AsyncIterator[None]:
         if self._clock is None:
             self._now = TimeBase(loop_clock()).now
         await self._store.open()
         try:
-            await super().__aenter__()
-        except BaseException:
-            await self._store.close()
-            raise
-        try:
-            self._idle_changed = anyio.Event()
-            self._tg = tg = await open_task_group()
-            tg.start_soon(self._pump)
-        except BaseException:
-            await self.coordinator.__aexit__(*sys.exc_info())
-            await self._store.close()
-            raise
-        self._open = True
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        """Leave: stop claiming, let running handlers finish (cancel them on an exception), close the store."""
-        assert self._tg is not None
-        self._open = False
-        try:
-            try:
-                await close_task_group(self._tg, exc_type, exc, tb)
-            finally:
-                await self.coordinator.__aexit__(exc_type, exc, tb)
+            async with super()._outer_context():  # the coordinator's block, around the pump's
+                yield
         finally:
             with anyio.CancelScope(shield=True):
                 await self._store.close()
-        return None
+
+    async def _on_enter(self, tg: TaskGroup) -> None:
+        self._idle_changed = anyio.Event()
+        self._tg = tg
+        tg.start_soon(self._pump)
+        self._open = True
+
+    def _on_close(self) -> None:
+        """Leave: stop claiming, let running handlers finish (cancel them on an exception), close the store."""
+        self._open = False
 
     # -- intake -----------------------------------------------------------------------------------
 
