@@ -34,6 +34,7 @@ PINNED: dict[str, tuple[str, ...]] = {
     "ephemeral.sqlite.singlewriter": (
         "SqlParams",
         "SqliteConnection",
+        "SqliteCursor",
         "SqliteRepository",
         "SqliteSingleWriter",
         "SqliteSingleWriterOptions",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._connection import SqliteConnection as SqliteConnection, SqlParams as SqlParams
+from ._connection import SqliteConnection as SqliteConnection, SqliteCursor as SqliteCursor, SqlParams as SqlParams
 from ._options import SqliteSingleWriterOptions as SqliteSingleWriterOptions
 from ._repository import SqliteRepository as SqliteRepository
 from ._writer import (
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = (
     "SqlParams",
     "SqliteConnection",
+    "SqliteCursor",
     "SqliteRepository",
     "SqliteSingleWriter",
     "SqliteSingleWriterOptions",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
+from types import TracebackType
 from typing import Any, TypeAlias, TypeVar
 
 import anyio
@@ -17,7 +18,15 @@ from ._jobs import Bound
 from ._options import SqliteSingleWriterOptions
 from ._target import DatabaseTarget
 
-__all__ = ("ReadPool", "SqlParams", "SqliteConnection", "bind_params", "close_quietly", "open_connection")
+__all__ = (
+    "ReadPool",
+    "SqlParams",
+    "SqliteConnection",
+    "SqliteCursor",
+    "bind_params",
+    "close_quietly",
+    "open_connection",
+)
 
 T = TypeVar("T")
 
@@ -108,23 +117,160 @@ def _fetchone(connection: sqlite3.Connection, sql: str, params: Bound) -> Any:
         cursor.close()  # ends the statement, and with it the read transaction (WAL snapshot)
 
 
+class SqliteCursor:
+    """A cursor of a read connection, with aiosqlite's ``Cursor`` API: ``await cursor.fetchone()``, ...
+
+    Each fetch runs in a worker thread. Use it as ``async with connection.execute(sql) as cursor:`` or
+    ``async for row in cursor``; close it (or let the reader return, which closes it) to end its read
+    snapshot.
+    """
+
+    __slots__ = ("_connection", "_raw")
+
+    def __init__(self, connection: SqliteConnection, raw: sqlite3.Cursor) -> None:
+        self._connection = connection
+        self._raw = raw
+
+    async def execute(self, sql: str, params: SqlParams = None) -> SqliteCursor:
+        """Run another statement on this cursor; returns the cursor."""
+        bound = bind_params(params)
+        await self._connection._call(partial(self._raw.execute, sql, bound))
+        return self
+
+    async def executemany(self, sql: str, params_seq: Iterable[SqlParams]) -> SqliteCursor:
+        """Run a statement for each parameter set on this cursor; returns the cursor."""
+        bound = [bind_params(params, f"params_seq[{i}]") for i, params in enumerate(params_seq)]
+        await self._connection._call(partial(self._raw.executemany, sql, bound))
+        return self
+
+    async def fetchone(self) -> Any | None:
+        """The next row, or None when there are no more."""
+        return await self._connection._call(self._raw.fetchone)
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        """Up to ``size`` next rows (``arraysize`` when None)."""
+        count = self._raw.arraysize if size is None else size
+        return await self._connection._call(partial(self._raw.fetchmany, count))
+
+    async def fetchall(self) -> list[Any]:
+        """Every remaining row."""
+        return await self._connection._call(self._raw.fetchall)
+
+    async def close(self) -> None:
+        """Close the cursor (ending its statement and read snapshot). Idempotent."""
+        self._connection._forget(self._raw)
+        self._raw.close()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._rows()
+
+    async def _rows(self) -> AsyncIterator[Any]:
+        while True:
+            rows = await self.fetchmany()  # a worker-thread hop per ``arraysize`` rows, not per row
+            if not rows:
+                return
+            for row in rows:
+                yield row
+
+    async def __aenter__(self) -> SqliteCursor:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def rowcount(self) -> int:
+        """As ``sqlite3.Cursor.rowcount``."""
+        return self._raw.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        """As ``sqlite3.Cursor.lastrowid``."""
+        return self._raw.lastrowid
+
+    @property
+    def description(self) -> Any:
+        """The columns of the last query, as ``sqlite3.Cursor.description``."""
+        return self._raw.description
+
+    @property
+    def arraysize(self) -> int:
+        """How many rows ``fetchmany()`` and ``async for`` fetch per worker-thread hop."""
+        return self._raw.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._raw.arraysize = value
+
+    @property
+    def row_factory(self) -> Any:
+        """This cursor's row factory (``sqlite3.Row``, ...)."""
+        return self._raw.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        self._raw.row_factory = factory
+
+    @property
+    def connection(self) -> SqliteConnection:
+        """The read connection this cursor belongs to."""
+        return self._connection
+
+
+class _CursorCall:
+    """What ``execute`` and ``executemany`` return, as in aiosqlite.
+
+    Awaited, it gives the cursor; used with ``async with``, the cursor, closed on leaving.
+    """
+
+    __slots__ = ("_cursor", "_open")
+
+    def __init__(self, open_cursor: Callable[[], Awaitable[SqliteCursor]]) -> None:
+        self._open = open_cursor
+        self._cursor: SqliteCursor | None = None
+
+    def __await__(self) -> Generator[Any, None, SqliteCursor]:
+        return self._start().__await__()
+
+    async def _start(self) -> SqliteCursor:
+        if self._cursor is not None:
+            raise RuntimeError("this execute() was already awaited; call execute() again for another cursor")
+        self._cursor = await self._open()
+        return self._cursor
+
+    async def __aenter__(self) -> SqliteCursor:
+        return await self._start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._cursor is not None:
+            await self._cursor.close()
+
+
 class SqliteConnection:
     """A read connection, lent to a reader for the duration of one read.
 
-    Its surface follows aiosqlite's, so aiosqlite-style readers port with few changes; each call runs
-    the stdlib ``sqlite3`` call in a worker thread. Calls on one connection run one at a time. The
+    Its surface is aiosqlite's, so aiosqlite readers run unchanged: ``await connection.execute(sql,
+    params)`` returns a ``SqliteCursor`` (``await cursor.fetchone()``, ``fetchall()``, ``fetchmany()``,
+    ``async for row in cursor``), ``async with connection.execute(...) as cursor`` closes it on leaving,
+    and ``executemany``, ``execute_fetchall`` and ``row_factory`` work as there. Each call runs the
+    stdlib ``sqlite3`` call in a worker thread; calls on one connection run one at a time. The
     connection is ``query_only``: a statement that writes raises ``sqlite3.OperationalError`` (writes
     go through the writer). Every statement sees every write committed before it started.
 
-    Once the reader returns, the connection goes back to the pool and this object refuses further use
-    (``anyio.ClosedResourceError``).
+    Once the reader returns, its cursors are closed, the connection goes back to the pool and this
+    object refuses further use (``anyio.ClosedResourceError``).
     """
 
-    __slots__ = ("_lock", "_raw")
+    __slots__ = ("_cursors", "_lock", "_raw")
 
     def __init__(self, raw: sqlite3.Connection) -> None:
         self._raw: sqlite3.Connection | None = raw
         self._lock = anyio.Lock()
+        self._cursors: set[sqlite3.Cursor] = set()  # open cursors, closed when the read ends
 
     def _connection(self) -> sqlite3.Connection:
         raw = self._raw
@@ -136,6 +282,29 @@ class SqliteConnection:
         async with self._lock:
             self._connection()
             return await anyio.to_thread.run_sync(fn)
+
+    def execute(self, sql: str, params: SqlParams = None) -> _CursorCall:
+        """Run one statement; ``await`` it for a ``SqliteCursor``, or ``async with`` it (aiosqlite's shape).
+
+        Raises:
+            TypeError: ``params`` is neither a sequence, a mapping nor None (at the call).
+            sqlite3.Error: Whatever SQLite raised (when awaited).
+        """
+        bound = bind_params(params)
+        return _CursorCall(partial(self._cursor_call, lambda raw: raw.execute(sql, bound)))
+
+    def executemany(self, sql: str, params_seq: Iterable[SqlParams]) -> _CursorCall:
+        """Run one statement for each parameter set; ``await`` it for the cursor, or ``async with`` it."""
+        bound = [bind_params(params, f"params_seq[{i}]") for i, params in enumerate(params_seq)]
+        return _CursorCall(partial(self._cursor_call, lambda raw: raw.executemany(sql, bound)))
+
+    async def _cursor_call(self, run: Callable[[sqlite3.Connection], sqlite3.Cursor]) -> SqliteCursor:
+        raw = await self._call(partial(run, self._connection()))
+        self._cursors.add(raw)
+        return SqliteCursor(self, raw)
+
+    def _forget(self, cursor: sqlite3.Cursor) -> None:
+        self._cursors.discard(cursor)
 
     async def execute_fetchall(self, sql: str, params: SqlParams = None) -> list[Any]:
         """Run one statement and return all its rows (tuples, unless ``row_factory`` says otherwise).
@@ -174,6 +343,9 @@ class SqliteConnection:
     def _release(self) -> sqlite3.Connection:
         raw = self._connection()
         self._raw = None
+        for cursor in self._cursors:  # a cursor left open would hold its read snapshot in the pool
+            cursor.close()
+        self._cursors.clear()
         return raw
 
 

@@ -12,10 +12,12 @@ __all__ = (
     "ASYNC_WORK",
     "BATCH",
     "MANY",
+    "SCRIPT",
     "TRANSACTION",
     "WRITE",
     "Bound",
     "check_sql",
+    "script",
     "timed",
     "transaction",
     "write_batch",
@@ -28,7 +30,7 @@ T = TypeVar("T")
 Bound: TypeAlias = Sequence[Any] | dict[str, Any]
 
 #: The kinds of write, as they appear in signal names and in ``SqliteWriteRecord.kind``.
-WRITE, BATCH, MANY, TRANSACTION = "write", "write.batch", "write.many", "write.transaction"
+WRITE, BATCH, MANY, TRANSACTION, SCRIPT = "write", "write.batch", "write.many", "write.transaction", "write.script"
 
 ASYNC_WORK = "work must be a plain function of the connection, not an async one (it runs in a thread)"
 
@@ -120,6 +122,22 @@ def transaction(work: Callable[[sqlite3.Connection], T], connection: sqlite3.Con
     before = connection.total_changes
     result = _in_transaction(connection, checked)
     return result, connection.total_changes - before
+
+
+def script(sql: str, transactional: bool, connection: sqlite3.Connection) -> tuple[int, int]:
+    # The transaction is part of the script: executescript commits a transaction opened before it.
+    text = f"BEGIN IMMEDIATE;\n{sql}\n;\nCOMMIT;" if transactional else sql
+    before = connection.total_changes
+    try:
+        connection.executescript(text)
+    except BaseException:
+        _rollback_open(connection)
+        raise
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
+        raise sqlite3.ProgrammingError("the script left a transaction open and was rolled back; end it with COMMIT")
+    rows = connection.total_changes - before
+    return rows, rows
 
 
 def check_sql(sql: object, name: str = "sql") -> None:

@@ -13,7 +13,7 @@ class SqliteWriteRecord:
 
     Attributes:
         write_id: The call's number on this writer (1, 2, ...), in the order calls were accepted.
-        kind: ``"write"``, ``"write.batch"``, ``"write.many"`` or ``"write.transaction"``.
+        kind: ``"write"``, ``"write.batch"``, ``"write.many"``, ``"write.transaction"`` or ``"write.script"``.
         rows: Rows changed (0 when the call failed).
         duration: Seconds the call spent in SQLite (its worker thread), waiting for its turn excluded.
         error: The exception class name when the call failed, else None (never its message).

@@ -521,6 +521,32 @@ class SqliteSingleWriter:
             raise TypeError(jobs.ASYNC_WORK)
         return await self._submit(jobs.TRANSACTION, partial(jobs.transaction, work))
 
+    async def execute_script(self, sql: str, *, transactional: bool = True) -> int:
+        """Run several SQL statements separated by ``;`` (``sqlite3``'s ``executescript``) in one turn of the writer.
+
+        For schema scripts and migrations. No parameters: a script's values are part of its text.
+
+        Args:
+            sql: The statements.
+            transactional: True: all in one transaction (BEGIN IMMEDIATE ... COMMIT), so a failing
+                statement rolls every one back. False: run as written, for scripts that manage their own
+                transactions or hold statements a transaction refuses (``VACUUM``, ``PRAGMA journal_mode``);
+                statements before a failing one then stay, and a transaction the script leaves open is
+                rolled back (``sqlite3.ProgrammingError``).
+
+        Returns:
+            The rows the statements inserted, updated or deleted (``total_changes``, triggers included).
+
+        Raises:
+            TypeError: ``sql`` is not a str, or ``transactional`` not a bool.
+            ValueError: ``sql`` is blank.
+            sqlite3.Error: Whatever SQLite raised.
+        """
+        jobs.check_sql(sql)
+        if not isinstance(transactional, bool):
+            raise TypeError(f"transactional must be a bool, got {transactional!r}")
+        return await self._submit(jobs.SCRIPT, partial(jobs.script, sql, transactional))
+
     async def write_and_invalidate(self, sql: str, params: SqlParams = None, cache_keys: Iterable[str] = ()) -> int:
         """``write(sql, params)``, then drop each of ``cache_keys`` from the read cache.
 
