@@ -19,7 +19,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
-from ephemeral.core.lowlevel import AtomBase, to_seconds
+from ephemeral.core.lowlevel import AtomBase, FlushBuffer, to_seconds
 
 __all__ = ("BatchingAtom", "BatchingStats")
 
@@ -96,10 +96,8 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
         # 200 batches; beyond that, cut batches wait in ``_waiting`` (``enqueue`` never blocks or drops).
         options = EphemeralOptions(max_concurrency=1, signals=signals, drain_on_signals=None)
         super().__init__(EphemeralWorkCoordinator(self._deliver, options))
-        self._open: list[T] = []  # the batch being filled
-        self._deadline = 0.0  # when the open batch is due, by the loop's clock (``anyio.current_time()``)
+        self._buffer: FlushBuffer[T] = FlushBuffer(max_batch_size, self._interval)  # the batch being filled
         self._waiting: deque[list[T]] = deque()  # cut batches not yet accepted by the coordinator
-        self._wake: anyio.Event | None = None
         self._handed_over: anyio.Event | None = None  # set once every batch is in the coordinator
         self._tg: TaskGroup | None = None
         self._closing = False
@@ -132,7 +130,7 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
             async with super()._outer_context():  # the coordinator's block, around the cutter's
                 yield
         finally:
-            self._open = []
+            self._buffer.take()
             self._waiting.clear()
             self._cancelled = self._accepted - self._delivered  # nothing runs any more
 
@@ -143,7 +141,7 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
         self._closing = True
         if self._tg is None:
             self.coordinator.complete()
-        self._wake_cutter()
+        self._buffer.wake()
 
     async def drain(self) -> None:
         """Stop accepting items, flush what is buffered and wait until every batch has been delivered.
@@ -173,33 +171,17 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
             raise CoordinatorClosedError("BatchingAtom has been completed; no new items are accepted")
         if self._tg is None:
             raise RuntimeError("enter the atom first: `async with BatchingAtom(...) as atom:`")
-        batch = self._open
-        batch.append(item)
         self._accepted += 1
-        if len(batch) >= self._max_batch_size:
-            self._open = []
+        batch = self._buffer.add(item)  # the first item of a batch starts the cutter's timer
+        if batch is not None:  # full
             self._hand_over(batch)
-        elif len(batch) == 1:
-            # anyio's own clock: the timer's deadline is compared with it (trio's real clock is offset).
-            self._deadline = anyio.current_time() + self._interval
-            self._wake_cutter()  # start the timer
 
     def _hand_over(self, batch: list[T]) -> None:
         """Give a cut batch to the coordinator, behind any batch still waiting for room there."""
         if not self._waiting and self.coordinator.try_enqueue(batch):
             return
         self._waiting.append(batch)
-        self._wake_cutter()
-
-    def _wake_cutter(self) -> None:
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            wake.set()
-
-    async def _wait_for_wake(self) -> None:
-        self._wake = wake = anyio.Event()
-        await wake.wait()
+        self._buffer.wake()
 
     async def _cut_batches(self) -> None:
         """Feed waiting batches to the coordinator as it makes room, and cut the open batch when due."""
@@ -212,28 +194,21 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
             except CoordinatorClosedError:  # the coordinator was completed or cancelled directly
                 self._abandon()
                 return
-            opened = self._open
-            if opened and self._closing:
-                self._open = []
-                self._hand_over(opened)
-            elif opened:
-                with anyio.CancelScope(deadline=self._deadline) as timer:
-                    await self._wait_for_wake()
-                if timer.cancelled_caught and self._open is opened:  # still the same batch: it is due
-                    self._open = []
-                    self._hand_over(opened)
+            buffer = self._buffer
+            if buffer and self._closing:
+                self._hand_over(buffer.take())
             elif self._closing:
                 self.coordinator.complete()
                 self._handed_over.set()
                 return
-            else:
-                await self._wait_for_wake()
+            elif await buffer.wait():  # the open batch is due (False: woken, look again)
+                self._hand_over(buffer.take())
 
     def _abandon(self) -> None:
-        undelivered = len(self._open) + sum(len(batch) for batch in self._waiting)
+        undelivered = len(self._buffer) + sum(len(batch) for batch in self._waiting)
         _log.warning("BatchingAtom's coordinator stopped taking batches; %d items will not be delivered", undelivered)
         self._closing = True
-        self._open = []
+        self._buffer.take()
         self._waiting.clear()
         self._cancelled += undelivered
         assert self._handed_over is not None
@@ -275,7 +250,7 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
     @property
     def buffered_count(self) -> int:
         """Items accepted and not yet handed to the coordinator (the open batch and cut ones waiting)."""
-        return len(self._open) + sum(len(batch) for batch in self._waiting)
+        return len(self._buffer) + sum(len(batch) for batch in self._waiting)
 
     def get_stats(self) -> BatchingStats:
         """Batch and item counters now (``stats()`` gives the coordinator's, counting batches)."""
