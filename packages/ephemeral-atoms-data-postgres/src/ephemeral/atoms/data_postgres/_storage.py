@@ -23,7 +23,7 @@ from ephemeral.atoms.data import (
     WriteItem,
 )
 from ephemeral.core import SignalSink, TypedSignalSink
-from ephemeral.core.lowlevel import to_seconds
+from ephemeral.core.lowlevel import BackoffPolicy, to_seconds
 from ephemeral.core.sql import derived_identifier, quote_identifier, validate_identifier
 
 __all__ = ("PostgresDataStorageAtom",)
@@ -45,8 +45,7 @@ _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 # (with the default 8 kB pages), of which 12 are the row's and the text's headers. Longer keys would fail at
 # the write with ProgramLimitExceeded (unless they happen to compress); they are refused at the call instead.
 _MAX_KEY_BYTES = 2692
-_FIRST_CONNECT_DELAY = 0.05
-_MAX_CONNECT_DELAY = 1.0
+_CONNECT_BACKOFF = BackoffPolicy(0.05, max_delay=1.0)
 
 
 # What the server says when it refuses a connection for good (libpq gives these no SQLSTATE): a missing
@@ -256,7 +255,7 @@ class PostgresDataStorageAtom(DataStorageAtomBase[K, V]):
 
     async def _open(self) -> None:
         deadline = anyio.current_time() + self._connect_timeout
-        delay = _FIRST_CONNECT_DELAY
+        failures = 0
         while True:
             try:
                 await anyio.to_thread.run_sync(self._prepare_table)
@@ -275,8 +274,8 @@ class PostgresDataStorageAtom(DataStorageAtomBase[K, V]):
                         f"{type(self).__name__} could not reach PostgreSQL within connect_timeout="
                         f"{self._connect_timeout:g}s: {error}"
                     ) from error
-                await anyio.sleep(min(delay, remaining))  # the last attempt is made at the deadline
-                delay = min(delay * 2, _MAX_CONNECT_DELAY)
+                failures += 1
+                await anyio.sleep(min(_CONNECT_BACKOFF.delay(failures), remaining))  # the last attempt at the deadline
         pool: Pool = ConnectionPool(
             self._conninfo,
             min_size=self._pool_min_size,

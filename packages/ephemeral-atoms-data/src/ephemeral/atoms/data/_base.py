@@ -22,7 +22,7 @@ from ephemeral.core import (
     Subscription,
     TypedSignalSink,
 )
-from ephemeral.core.lowlevel import LoopBinding, close_task_group, open_task_group, to_seconds
+from ephemeral.core.lowlevel import BackoffPolicy, LoopBinding, Wakeup, close_task_group, open_task_group, to_seconds
 
 from ._config import DataStorageConfig
 from ._serializer import DataSerializer, JsonSerializer
@@ -41,8 +41,7 @@ _log = logging.getLogger("ephemeral.atoms.data")
 #: A write as the backends see it: (key, stored text), text None meaning "delete the key".
 WriteItem = tuple[str, "str | None"]
 
-_FIRST_RETRY_DELAY = 0.05
-_MAX_RETRY_DELAY = 2.0
+_RETRY_BACKOFF = BackoffPolicy(0.05, max_delay=2.0)
 
 
 def _unencodable(text: str) -> int | None:
@@ -190,7 +189,7 @@ class DataStorageAtomBase(Generic[K, V]):
             self._load_for_signal, EphemeralOptions(max_concurrency=config.max_concurrency, signals=untyped)
         )
         self._queue: deque[_Batch] = deque()  # batches and clears not yet started, in order
-        self._wake: anyio.Event | None = None
+        self._writer_wakeup = Wakeup()  # the writer's sleep while nothing is queued
         self._task_group: Any = None
         self._closing = False
         self._open_batch: _Batch | None = None  # the newest batch, still taking writes
@@ -366,10 +365,7 @@ class DataStorageAtomBase(Generic[K, V]):
         self._wake_writer()
 
     def _wake_writer(self) -> None:
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            wake.set()
+        self._writer_wakeup.wake()
 
     def _check_room(self) -> None:
         if self._unwritten >= self._config.max_pending_writes:
@@ -467,8 +463,7 @@ class DataStorageAtomBase(Generic[K, V]):
             if not queue:
                 if self._closing:
                     return
-                self._wake = wake = anyio.Event()
-                await wake.wait()
+                await self._writer_wakeup.wait()
                 continue
             with anyio.CancelScope(shield=True):
                 await self._run(queue[0])
@@ -557,7 +552,7 @@ class DataStorageAtomBase(Generic[K, V]):
         next one started: that one's failure starts a new outage with a new budget. Writes and reads keep
         separate outages.
         """
-        delay = _FIRST_RETRY_DELAY
+        failures = 0
         while True:
             started = anyio.current_time()
             try:
@@ -566,16 +561,17 @@ class DataStorageAtomBase(Generic[K, V]):
                 if not self._is_transient(error):
                     raise
                 now = anyio.current_time()
-                if outage.down_since is None or started - outage.last_failure > 2 * _MAX_RETRY_DELAY:
+                if outage.down_since is None or started - outage.last_failure > 2 * _RETRY_BACKOFF.max_delay:
                     outage.down_since = started
                 outage.last_failure = now
+                failures += 1
+                delay = _RETRY_BACKOFF.delay(failures)
                 if now + delay > outage.down_since + self._retry_timeout:
                     outage.spent = error
                     raise
                 self._retries += 1
                 self._emit(f"retrying.data.{self._config.database_name}:{type(error).__name__}")
                 await anyio.sleep(delay)
-                delay = min(delay * 2, _MAX_RETRY_DELAY)
             else:
                 outage.down_since = None
                 return result
