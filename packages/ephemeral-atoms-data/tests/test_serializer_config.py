@@ -132,7 +132,7 @@ def test_config_defaults_and_derived_names() -> None:
         ({"database_name": 3}, TypeError, "database_name"),
         ({"signal_prefix": "save:data"}, ValueError, "signal_prefix"),
         ({"max_concurrency": 0}, ValueError, "max_concurrency"),
-        ({"batch_size": True}, ValueError, "batch_size"),
+        ({"batch_size": True}, TypeError, "batch_size"),  # wrong type: TypeError, as every check
         ({"max_pending_writes": -1}, ValueError, "max_pending_writes"),
         ({"batch_timeout": -1}, ValueError, "batch_timeout"),
         ({"write_retry_timeout": "30s"}, TypeError, "write_retry_timeout"),

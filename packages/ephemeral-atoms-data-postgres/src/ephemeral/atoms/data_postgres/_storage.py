@@ -23,7 +23,7 @@ from ephemeral.atoms.data import (
     WriteItem,
 )
 from ephemeral.core import SignalSink, TypedSignalSink
-from ephemeral.core.lowlevel import BackoffPolicy, to_seconds
+from ephemeral.core.lowlevel import BackoffPolicy, check_int, check_optional_int, to_seconds
 from ephemeral.core.sql import derived_identifier, quote_identifier, validate_identifier
 
 __all__ = ("PostgresDataStorageAtom",)
@@ -159,11 +159,12 @@ class PostgresDataStorageAtom(DataStorageAtomBase[K, V]):
         validate_identifier(schema, "schema")
         if not isinstance(use_jsonb, bool):
             raise TypeError(f"use_jsonb must be a bool, got {use_jsonb!r}")
-        if isinstance(pool_min_size, bool) or not isinstance(pool_min_size, int) or pool_min_size < 0:
-            raise ValueError(f"pool_min_size must be an int >= 0, got {pool_min_size!r}")
-        max_size = config.max_concurrency + 1 if pool_max_size is None else pool_max_size
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < max(1, pool_min_size):
-            raise ValueError(f"pool_max_size must be an int >= 1 and >= pool_min_size, got {pool_max_size!r}")
+        check_int(pool_min_size, "pool_min_size", minimum=0)
+        max_size = check_int(
+            config.max_concurrency + 1 if pool_max_size is None else pool_max_size,
+            "pool_max_size (>= pool_min_size)",
+            minimum=max(1, pool_min_size),
+        )
         self._conninfo = conninfo
         self._table_name = table
         self._schema = schema
@@ -423,8 +424,7 @@ class PostgresDataStorageAtom(DataStorageAtomBase[K, V]):
                 f"query_by_json_path needs a JSONB value column; {self._qualified} stores {self._column} "
                 "(use_jsonb=False)"
             )
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ValueError(f"limit must be an int >= 1 or None, got {limit!r}")
+        check_optional_int(limit, "limit")
         pattern: Any = value
         for key in reversed(_path_keys(path)):
             pattern = {key: pattern}

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ephemeral.core.lowlevel import to_seconds
+from ephemeral.core.lowlevel import check_int, to_seconds
 
 __all__ = ("DataStorageConfig",)
 
@@ -68,9 +68,7 @@ class DataStorageConfig:
         _signal_part(self.load_signal_prefix, "load_signal_prefix")
         _signal_part(self.delete_signal_prefix, "delete_signal_prefix")
         for name in ("max_concurrency", "batch_size", "max_pending_writes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            check_int(getattr(self, name), name)
         for name in ("emit_completion_signals", "enable_batching"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
