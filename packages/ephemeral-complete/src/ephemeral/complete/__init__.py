@@ -168,6 +168,10 @@ from ephemeral.logging import (
     level_name as level_name,
     slug as slug,
 )
+from ephemeral.patterns.adaptiverate import (
+    AdaptiveRateService as AdaptiveRateService,
+    RateLimitException as RateLimitException,
+)
 from ephemeral.patterns.anomalydetector import (
     SignalAnomalyDetector as SignalAnomalyDetector,
 )
@@ -230,6 +234,7 @@ from ephemeral.patterns.telemetry import (
 from ephemeral.sqlite.singlewriter import (
     SqlParams as SqlParams,
     SqliteConnection as SqliteConnection,
+    SqliteCursor as SqliteCursor,
     SqliteRepository as SqliteRepository,
     SqliteSingleWriter as SqliteSingleWriter,
     SqliteSingleWriterOptions as SqliteSingleWriterOptions,
@@ -244,6 +249,7 @@ __all__ = (
     "DEFERRAL_EXPIRED",
     "EXPIRED_SIGNAL",
     "TRACE",
+    "AdaptiveRateService",
     "AtomStats",
     "AtomTrigger",
     "BatchingAtom",
@@ -325,6 +331,7 @@ __all__ = (
     "PriorityWorkCoordinatorOptions",
     "ProgressSignals",
     "QuorumResult",
+    "RateLimitException",
     "ReactiveFanOutMetrics",
     "ReactiveFanOutPipeline",
     "ResponsibilitySignalManager",
@@ -374,6 +381,7 @@ __all__ = (
     "SlidingCacheStats",
     "SqlParams",
     "SqliteConnection",
+    "SqliteCursor",
     "SqliteDataStorageAtom",
     "SqliteRepository",
     "SqliteSingleWriter",
