@@ -1,10 +1,10 @@
 """A worker process for the multi-process test: runs one every-second schedule on a shared PostgreSQL table.
 
-    python pg_child.py DSN TASKS RUNS SECONDS [hang-after-seconds]
+    python pg_child.py DSN TASKS RUNS [hang-after-seconds]
 
-Each handler run inserts a row into RUNS. With a last argument, the first task claimed after that many
-seconds hangs (the parent kills the process then); otherwise the worker schedules for SECONDS seconds,
-then stops scheduling and helps until no task is left unfinished.
+Each handler run inserts a row into RUNS. The worker schedules until its standard input is closed, then
+stops scheduling and helps until no task is left unfinished. With a last argument, the first task it
+claims after that many seconds hangs (the parent kills the process then).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ephemeral.atoms.scheduledtasks import (
 )
 
 
-async def main(dsn: str, tasks: str, runs: str, seconds: float, hang_after: float | None) -> None:
+async def main(dsn: str, tasks: str, runs: str, hang_after: float | None) -> None:
     conn: psycopg.Connection[tuple[Any, ...]] = await anyio.to_thread.run_sync(
         lambda: psycopg.connect(dsn, autocommit=True)
     )
@@ -49,11 +49,11 @@ async def main(dsn: str, tasks: str, runs: str, seconds: float, hang_after: floa
     async with DurableTaskAtom(handler, store) as durable:  # one at a time: a kill interrupts only the hang
         async with ScheduledTasksAtom(durable, [tick], ScheduledTasksOptions(poll_interval=5)):
             print("started", flush=True)
-            await anyio.sleep(seconds)
+            await anyio.to_thread.run_sync(sys.stdin.read)  # until the parent closes it
         await durable.wait_for_idle()
     conn.close()
 
 
 if __name__ == "__main__":
-    hang = float(sys.argv[5]) if len(sys.argv) > 5 else None
-    anyio.run(main, sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), hang)
+    hang = float(sys.argv[4]) if len(sys.argv) > 4 else None
+    anyio.run(main, sys.argv[1], sys.argv[2], sys.argv[3], hang)

@@ -1,7 +1,8 @@
 """Four worker processes run one every-second schedule on the real PostgreSQL; one is killed midway.
 
 Every occurrence in the span runs exactly once: the handlers write one row per run into a table, and the
-test counts them. The span is kept short (8 s of scheduling per worker) so the test costs CI little.
+test counts them. The span is kept short so the test costs CI little: about 8 s (the victim hangs on the
+first task it claims after 3 s, is killed, and the others schedule 4 s more).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -19,7 +21,8 @@ import pytest
 
 pytestmark = pytest.mark.real_time
 CHILD = Path(__file__).with_name("pg_child.py")
-SPAN = 8.0  # seconds each worker schedules for
+HANG_AFTER = 3.0  # seconds before the victim hangs on the task it claims next
+AFTER_KILL = 4.0  # seconds the others go on scheduling after the kill
 Admin = Callable[[str, "tuple[Any, ...] | None"], "list[tuple[Any, ...]]"]
 
 
@@ -35,10 +38,10 @@ def test_four_workers_one_killed_every_occurrence_runs_exactly_once(
     postgres_dsn: str, table: str, runs_table: str, admin: Admin
 ) -> None:
     def start(*extra: str) -> subprocess.Popen[str]:
-        command = [sys.executable, str(CHILD), postgres_dsn, table, runs_table, str(SPAN), *extra]
-        return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        command = [sys.executable, str(CHILD), postgres_dsn, table, runs_table, *extra]
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
-    victim = start(str(SPAN / 2))
+    victim = start(str(HANG_AFTER))
     workers = [start() for _ in range(3)]
     try:
         assert victim.stdout is not None
@@ -48,18 +51,23 @@ def test_four_workers_one_killed_every_occurrence_runs_exactly_once(
             assert line, f"the victim exited early: {lines}"
             lines.append(line.strip())
         victim.send_signal(signal.SIGKILL)  # mid-handler, holding a lease
+        time.sleep(AFTER_KILL)
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.close()  # stop scheduling, finish what is left
         for worker in workers:
             assert worker.wait(timeout=60) == 0
     finally:
         for process in (victim, *workers):
             process.kill()
             process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+            for stream in (process.stdin, process.stdout):
+                if stream is not None and not stream.closed:
+                    stream.close()
     assert victim.returncode == -signal.SIGKILL
 
     stored = [row[0] for row in admin(f"SELECT scheduled_at FROM {table} ORDER BY scheduled_at", None)]
-    assert len(stored) >= SPAN
+    assert len(stored) >= HANG_AFTER + AFTER_KILL
     assert stored == [stored[0] + timedelta(seconds=i) for i in range(len(stored))]  # every tick, each stored once
     assert admin(f"SELECT DISTINCT status FROM {table}", None) == [("done",)]
     counts = admin(f"SELECT scheduled_at, count(*) FROM {runs_table} GROUP BY scheduled_at ORDER BY 1", None)

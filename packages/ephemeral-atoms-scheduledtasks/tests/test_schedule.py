@@ -240,3 +240,49 @@ async def test_bad_arguments() -> None:
         await durable.enqueue(DurableTask("m", "s", START))
     with pytest.raises(ValueError, match="timezone-aware"):
         DurableTask("m", "s", datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_cancelled_at_a_random_moment_nothing_starts_after_and_every_task_completes_once(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    store = InMemoryTaskStore()
+    started: list[float] = []
+    completed: list[datetime] = []
+
+    async def handler(task: DurableTask) -> None:
+        started.append(anyio.current_time())
+        await anyio.sleep(rng.randint(0, 40))  # whole seconds: looptime 0.7 (Python 3.10) hangs on some floats
+        completed.append(task.scheduled_at)
+
+    definition = ScheduledTaskDefinition("m", "* * * * *", "tick")
+    options = ScheduledTasksOptions(clock=virtual_clock())
+    deadline = anyio.current_time() + rng.randint(60, 600) + 0.5
+    with anyio.move_on_after(deadline - anyio.current_time()):
+        async with (
+            DurableTaskAtom(handler, store, max_concurrency=2) as durable,
+            ScheduledTasksAtom(durable, [definition], options),
+        ):
+            await anyio.sleep_forever()
+    assert all(moment <= deadline for moment in started)
+    fired = await store.last_scheduled("m")
+    assert fired is not None
+    async with DurableTaskAtom(handler, store) as durable:  # a restart finishes what was interrupted
+        await durable.wait_for_idle()
+    assert sorted(completed) == [START + timedelta(minutes=m) for m in range(1, len(completed) + 1)]
+    assert completed and max(completed) == fired
+
+
+async def test_an_exception_in_the_block_propagates_unchanged() -> None:
+    async def handler(task: DurableTask) -> None:
+        await anyio.sleep(100)
+
+    definition = ScheduledTaskDefinition("m", "* * * * *", "tick")
+    with pytest.raises(KeyError, match="mine"):
+        async with (
+            DurableTaskAtom(handler) as durable,
+            ScheduledTasksAtom(durable, [definition], ScheduledTasksOptions(clock=virtual_clock())),
+        ):
+            await anyio.sleep(90)
+            raise KeyError("mine")

@@ -198,6 +198,7 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
                         if wait is None and self._claimed == 0:
                             self._set_idle(True)
                     timeout = min(math.inf if wait is None else wait, store.poll_interval or math.inf)
+                    timeout = math.ceil(timeout * 1000) / 1000 if timeout < math.inf else timeout
                     with anyio.move_on_after(timeout):
                         await wake.wait()
                 self._set_idle(False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ __all__ = ("ScheduledTasksAtom", "ScheduledTasksOptions")
 _Self = TypeVar("_Self", bound="ScheduledTasksAtom")
 _log = logging.getLogger("ephemeral.atoms.scheduledtasks")
 _MISFIRE = ("catch_up", "latest", "skip")
+_EARLY = timedelta(milliseconds=1)
 _BURST = 1000  # occurrences of one schedule handled per wake-up; more wait for the next (immediate) one
 
 
@@ -169,7 +171,7 @@ class ScheduledTasksAtom:
         while True:
             soonest = min(self._next.values())
             delay = min(self._poll, max(0.0, (soonest - self._read_clock()).total_seconds()))
-            await anyio.sleep(delay)
+            await anyio.sleep(math.ceil(delay * 1000) / 1000)  # whole milliseconds: timers in virtual clocks
             self._wake_count += 1
             await self._fire_due(self._read_clock())
 
@@ -179,10 +181,11 @@ class ScheduledTasksAtom:
             name = definition.name
             due: list[datetime] = []
             occurrence = definition.next_occurrence(self._cursors[name])
-            while occurrence <= now and len(due) < _BURST:
+            horizon = now + _EARLY  # a wake-up a rounding error early still fires what it woke for
+            while occurrence <= horizon and len(due) < _BURST:
                 due.append(occurrence)
                 occurrence = definition.next_occurrence(occurrence)
-            self._next[name] = occurrence if occurrence > now else now
+            self._next[name] = occurrence if occurrence > horizon else now
             late = [o for o in due if now - o > self._grace]
             policy = self.options.misfire
             if policy == "catch_up" or not late:
