@@ -178,12 +178,15 @@ async def test_garbled_hints_are_ignored() -> None:
 async def test_hint_from_a_worker_thread() -> None:
     async def body(item: int) -> None:
         if item == 0:
-            await anyio.to_thread.run_sync(lambda: current_operation().emit("rate-limit:50ms"))
+            await anyio.to_thread.run_sync(lambda: current_operation().emit("rate-limit:30s"))
 
     async with AdaptiveRateService(body, max_concurrency=1) as service:
         await service.process(0)
-        await anyio.sleep(0.02)
+        with anyio.fail_after(10):
+            while service.get_metrics().total_completed < 1:
+                await anyio.sleep(0.01)
         assert service.is_holding
+        assert service.hold_remaining > 20  # nothing waits, so leaving the block does not wait it out
 
 
 async def test_exception_in_block_cancels_held_work_and_accounts() -> None:
