@@ -176,15 +176,16 @@ async def test_garbled_hints_are_ignored() -> None:
 
 @pytest.mark.real_time
 async def test_hint_from_a_worker_thread() -> None:
+    reported = anyio.Event()
+
     async def body(item: int) -> None:
-        if item == 0:
-            await anyio.to_thread.run_sync(lambda: current_operation().emit("rate-limit:30s"))
+        await anyio.to_thread.run_sync(lambda: current_operation().emit("rate-limit:30s"))
+        reported.set()
 
     async with AdaptiveRateService(body, max_concurrency=1) as service:
         await service.process(0)
         with anyio.fail_after(10):
-            while service.get_metrics().total_completed < 1:
-                await anyio.sleep(0.01)
+            await reported.wait()
         assert service.is_holding
         assert service.hold_remaining > 20  # nothing waits, so leaving the block does not wait it out
 
