@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -23,8 +21,6 @@ from ephemeral.core.lowlevel import (
     LoopBinding,
     Wakeup,
     check_int,
-    close_task_group,
-    open_task_group,
     parse_retry_hint,
     to_seconds,
 )
@@ -104,7 +100,6 @@ class AdaptiveRateService(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
         self._opened: anyio.Event | None = None  # set when the current hold ends
         self._wakeup = Wakeup()
         self._loop: LoopBinding | None = None
-        self._tg: TaskGroup | None = None
         self._holds = 0
         options = EphemeralOptions(
             max_concurrency=max_concurrency,
@@ -114,26 +109,15 @@ class AdaptiveRateService(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
         )
         super().__init__(EphemeralWorkCoordinator(self._run, options))
 
-    async def __aenter__(self) -> AdaptiveRateService[T]:
-        # The timer's task group is entered first and left last: a drain may have to wait out a hold.
+    async def _on_enter(self, tg: TaskGroup) -> None:
+        await super()._on_enter(tg)
         self._loop = LoopBinding()
-        self._tg = tg = await open_task_group()
-        try:
-            await super().__aenter__()
-            tg.start_soon(self._hold_timer)
-        except BaseException:
-            await close_task_group(tg, *sys.exc_info())
-            raise
-        return self
+        tg.start_soon(self._hold_timer)
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        assert self._tg is not None
-        try:
-            return await super().__aexit__(exc_type, exc, tb)
-        finally:
-            await close_task_group(self._tg, exc_type, exc, tb)
+    async def _on_clean_exit(self) -> None:
+        # Drained while the hold timer still runs: the last items may have to wait out a hold.
+        await self.coordinator.drain()
+        await super()._on_clean_exit()
 
     # -- the hold -----------------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, Generic, TypeVar
+
+from anyio.abc import TaskGroup
 
 from ephemeral.core import (
     CoordinatorMetrics,
@@ -95,20 +96,15 @@ class DynamicConcurrencyDemo(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
         )
         super().__init__(EphemeralWorkCoordinator(body, options))
 
-    async def __aenter__(self) -> DynamicConcurrencyDemo[T]:
-        await super().__aenter__()
+    async def _on_enter(self, tg: TaskGroup) -> None:
+        await super()._on_enter(tg)
         loop = LoopBinding()
         self._subscription = self._sink.subscribe(lambda event: self._on_signal(loop, event))
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        try:
-            return await super().__aexit__(exc_type, exc, tb)
-        finally:
-            if self._subscription is not None:
-                self._subscription.close()
+    def _on_close(self) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+        super()._on_close()
 
     def _on_signal(self, loop: LoopBinding, event: SignalEvent[Any]) -> None:
         name = event.signal

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from types import TracebackType
 from typing import Generic, NamedTuple, TypeVar
 
 from ephemeral.core import CoordinatorMetrics, EphemeralKeyedWorkCoordinator, EphemeralOptions, SignalSink
@@ -105,17 +104,13 @@ class KeyedPriorityFanOut(AtomBase[EphemeralKeyedWorkCoordinator[K, K]], Generic
         )
         super().__init__(coordinator)
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        try:
-            return await super().__aexit__(exc_type, exc, tb)
-        finally:
-            self._forget_waiting()
+    def _on_error_exit(self) -> None:
+        super()._on_error_exit()
+        self._forget_waiting()
 
     def _forget_waiting(self) -> None:
         """Items whose tokens were cancelled never start: drop them (the coordinator counted them cancelled)."""
-        if self.coordinator.is_cancelled:
+        if self.coordinator.is_cancelled and self._queues:
             self._queues.clear()
             self._priority = self._normal = 0
 
@@ -195,11 +190,13 @@ class KeyedPriorityFanOut(AtomBase[EphemeralKeyedWorkCoordinator[K, K]], Generic
     @property
     def pending_counts(self) -> PendingCounts:
         """Items accepted and not started, per lane."""
+        self._forget_waiting()  # a cancellation may have reached the coordinator from outside
         return PendingCounts(self._priority, self._normal)
 
     @property
     def pending_count(self) -> int:
         """Items accepted and not started, both lanes."""
+        self._forget_waiting()
         return self._priority + self._normal
 
     @property
