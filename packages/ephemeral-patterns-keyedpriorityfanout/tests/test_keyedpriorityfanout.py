@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import re
 from collections import deque
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.core import CoordinatorClosedError
+from ephemeral.core.testing import output_blocks, run_readme_examples
 from ephemeral.patterns.keyedpriorityfanout import KeyedPriorityFanOut, PendingCounts
 
 
@@ -278,10 +276,6 @@ async def test_property_priority_order_limits_depth_and_accounting(
 
 
 def test_readme_example_runs() -> None:
-    """The README's example runs as written and prints what the README says."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    code, output = re.findall(r"```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", readme, re.S)[0]
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
-    assert out.getvalue() == output
+    """The README's example runs as written and prints what the README shows."""
+    readme = Path(__file__).parent.parent / "README.md"
+    assert run_readme_examples(readme) == output_blocks(readme)[0]
