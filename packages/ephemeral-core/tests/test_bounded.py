@@ -68,3 +68,22 @@ def test_bad_arguments_are_named() -> None:
     with pytest.raises(TypeError, match="on_evict"):
         BoundedMap(3, on_evict=1)  # type: ignore[arg-type]
     assert repr(BoundedMap(3)) == "<BoundedMap 0/3>"
+
+
+def test_put_with_now_drops_expired_entries_at_the_old_end() -> None:
+    evicted: list[str] = []
+    bounded: BoundedMap[str, float] = BoundedMap(
+        3, on_evict=lambda key, value: evicted.append(key), expires_at=lambda expiry: expiry
+    )
+    bounded.put("a", 5.0, now=0.0)
+    bounded.put("b", 20.0, now=0.0)
+    bounded.put("c", 6.0, now=0.0)
+    bounded.put("d", 30.0, now=10.0)  # beyond max_size: "a" goes; then "b" (fresh) stops the expiry sweep
+    assert evicted == ["a"] and list(bounded) == ["b", "c", "d"]
+    assert bounded.drop_expired(15.0) == 0  # "b" (fresh until 20) shields the expired "c" behind it
+    assert bounded.drop_expired(25.0) == 2  # "b", then "c"
+    assert list(bounded) == ["d"]
+    with pytest.raises(TypeError, match="expires_at"):
+        BoundedMap(3).drop_expired(1.0)
+    with pytest.raises(TypeError, match="expires_at"):
+        BoundedMap(3, expires_at=1)  # type: ignore[arg-type]
