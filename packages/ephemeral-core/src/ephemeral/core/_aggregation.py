@@ -5,15 +5,15 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast
 
+from ._bounded import BoundedMap
+from ._checks import check_float, check_int
 from ._clock import to_seconds
 from ._events import SignalEvent
-from ._orchestration import _count_arg
 from ._sink import SignalSink
 from ._typed import TypedSignalSink
 
@@ -61,12 +61,12 @@ class DecayingReputationWindow(Generic[K]):
         sink: SignalSink | None = None,
     ) -> None:
         self._decay = math.log(2) / to_seconds(half_life, "half_life")
-        self._max_keys = _count_arg("max_keys", max_keys)
+        self._max_keys = check_int(max_keys, "max_keys")
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, got {clock!r}")
         self._clock = clock if clock is not None else time.monotonic
         self._sink = sink
-        self._scores: OrderedDict[K, tuple[float, float]] = OrderedDict()  # key -> (score, when), by update
+        self._scores: BoundedMap[K, tuple[float, float]] = BoundedMap(self._max_keys)  # key -> (score, when)
         self._lock = threading.Lock()
 
     def _decayed(self, entry: tuple[float, float], now: float) -> float:
@@ -75,15 +75,12 @@ class DecayingReputationWindow(Generic[K]):
 
     def update(self, key: K, delta: float) -> float:
         """Add ``delta`` to ``key``'s decayed score; return the new score."""
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta):
-            raise ValueError(f"delta must be a finite number, got {delta!r}")
+        check_float(delta, "delta")
         with self._lock:
             now = self._clock()
-            entry = self._scores.pop(key, None)
+            entry = self._scores.get(key)
             score = (0.0 if entry is None else self._decayed(entry, now)) + delta
-            self._scores[key] = (score, now)
-            while len(self._scores) > self._max_keys:
-                self._scores.popitem(last=False)
+            self._scores.put(key, (score, now))  # the least recently updated beyond max_keys are forgotten
         if self._sink is not None:
             self._sink.emit(f"reputation.update:{key}:{score:.2f}", key=str(key))
         return score

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from anyio.abc import TaskGroup
 
 from ._async_handlers import AsyncSignalQueue
+from ._checks import check_int
 from ._events import SignalEvent
 from ._hooks import EventHook, Subscription
 from ._lifecycle import close_task_group, open_task_group
@@ -40,12 +41,6 @@ class _Rule:
 
     def __call__(self, event: SignalEvent[Any]) -> bool:
         return self.glob.matches(event.signal)
-
-
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
 
 
 class SignalDispatcher:
@@ -94,8 +89,8 @@ class SignalDispatcher:
             max_queued = 1000
         if max_concurrency is None:
             max_concurrency = os.cpu_count() or 1
-        concurrency = _positive("max_concurrency", max_concurrency)
-        self._queue = AsyncSignalQueue(self._handle, None, concurrency, _positive("max_queued", max_queued))
+        concurrency = check_int(max_concurrency, "max_concurrency")
+        self._queue = AsyncSignalQueue(self._handle, None, concurrency, check_int(max_queued, "max_queued"))
         self._rules: EventHook[SignalEvent[Any]] = EventHook("signal dispatcher rule")
         self._attached: list[Subscription] = []
         self._tg: TaskGroup | None = None

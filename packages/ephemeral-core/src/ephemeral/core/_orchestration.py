@@ -10,6 +10,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 
+from ._checks import check_int
 from ._clock import to_seconds
 from ._events import SignalEvent
 from ._loop import LoopBinding
@@ -22,14 +23,6 @@ R = TypeVar("R")
 
 #: What makes two matching signals count once towards a quorum (see ``SignalConsensus.wait_for_quorum``).
 DistinctBy = Literal["event", "key", "signal"]
-
-
-def _count_arg(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _patterns(name: str, patterns: Iterable[str] | str | None, *, required: bool) -> PatternSet:
@@ -146,7 +139,7 @@ class SignalConsensus:
         Raises:
             ValueError: ``required`` < 1, an empty ``pattern``, an unknown ``distinct_by`` or a negative ``timeout``.
         """
-        required = _count_arg("required", required)
+        required = check_int(required, "required")
         seconds = _timeout(timeout)
         if distinct_by not in ("event", "key", "signal"):
             raise ValueError(f"distinct_by must be 'event', 'key' or 'signal', got {distinct_by!r}")
@@ -232,7 +225,7 @@ class ContributorTracker(Generic[R]):
         self._names: tuple[str, ...] | None = None
         self._expected: int | None = None
         if isinstance(expected, (int, bool)):
-            self._expected = _count_arg("expected", expected)
+            self._expected = check_int(expected, "expected")
         elif expected is not None:
             if isinstance(expected, str):
                 raise TypeError("expected must be a collection of names or a count, not a single str")
@@ -247,7 +240,7 @@ class ContributorTracker(Generic[R]):
             self._names = names
             self._expected = len(names)
         if quorum is not None:
-            quorum = _count_arg("quorum", quorum)
+            quorum = check_int(quorum, "quorum")
             if self._expected is not None and quorum > self._expected:
                 raise ValueError(f"quorum must be <= the {self._expected} expected contributors, got {quorum}")
         self.quorum = quorum
@@ -402,7 +395,7 @@ class ContributorTracker(Generic[R]):
             required = self.quorum if self.quorum is not None else self._expected
             if required is None:
                 raise ValueError("required must be given when the tracker has neither quorum nor expected")
-        required = _count_arg("required", required)
+        required = check_int(required, "required")
         if self._expected is not None and required > self._expected:
             raise ValueError(f"required must be <= the {self._expected} expected contributors, got {required}")
         seconds = _timeout(timeout)
@@ -457,9 +450,9 @@ class ProgressSignals:
             raise TypeError(f"sink must be a SignalSink, got {sink!r}")
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"name must be a non-empty string, got {name!r}")
-        _count_arg("current", current, minimum=0)
-        _count_arg("total", total, minimum=0)
-        _count_arg("step", step)
+        check_int(current, "current", minimum=0)
+        check_int(total, "total", minimum=0)
+        check_int(step, "step")
         if current >= total or (current > 0 and current % step == 0):
             sink.emit(f"progress:{name}:{current}/{total}", key=name)
             return True

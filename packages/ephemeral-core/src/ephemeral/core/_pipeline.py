@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
+from ._checks import check_optional_int
 from ._clock import to_seconds
 from ._coordinator import EphemeralWorkCoordinator
 from ._events import SignalEvent
@@ -32,16 +33,6 @@ __all__ = (
 )
 
 T = TypeVar("T")
-
-
-def _concurrency(value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"max_concurrency must be an int or None, got {value!r}")
-    if value < 1:
-        raise ValueError(f"max_concurrency must be >= 1, got {value}")
-    return value
 
 
 def _options(max_concurrency: int | None, tracked: int, sink: SignalSink) -> EphemeralOptions:
@@ -204,7 +195,7 @@ class DependencyCoordinator:
         if body is not None and not callable(body):
             raise TypeError(f"body must be an async callable taking an operation's item, or None, got {body!r}")
         self._body = body
-        self._max_concurrency = _concurrency(max_concurrency)
+        self._max_concurrency = check_optional_int(max_concurrency, "max_concurrency")
         if sink is not None and not isinstance(sink, SignalSink):
             raise TypeError(f"sink must be a SignalSink or None, got {sink!r}")
         self.signals = sink if sink is not None else SignalSink()
@@ -442,7 +433,7 @@ class StagedPipelineBuilder(Generic[T]):
         if sink is not None and not isinstance(sink, SignalSink):
             raise TypeError(f"sink must be a SignalSink or None, got {sink!r}")
         self._sink = sink
-        self._max_concurrency = _concurrency(max_concurrency)
+        self._max_concurrency = check_optional_int(max_concurrency, "max_concurrency")
         self._trigger_timeout = to_seconds(trigger_timeout, "trigger_timeout")
         self._stages: list[PipelineStage[T]] = []
 

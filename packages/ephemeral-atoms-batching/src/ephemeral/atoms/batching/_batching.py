@@ -19,7 +19,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
-from ephemeral.core.lowlevel import AtomBase, FlushBuffer, to_seconds
+from ephemeral.core.lowlevel import AtomBase, FlushBuffer, check_int, to_seconds
 
 __all__ = ("BatchingAtom", "BatchingStats")
 
@@ -85,10 +85,7 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
     ) -> None:
         if not callable(on_batch):
             raise TypeError(f"on_batch must be an async callable taking a list of items, got {on_batch!r}")
-        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int):
-            raise TypeError(f"max_batch_size must be an int, got {max_batch_size!r}")
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        check_int(max_batch_size, "max_batch_size")
         self._interval = to_seconds(flush_interval, "flush_interval")
         self._on_batch = on_batch
         self._max_batch_size = max_batch_size
