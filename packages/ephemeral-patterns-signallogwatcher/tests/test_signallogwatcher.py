@@ -18,6 +18,12 @@ from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, SignalEve
 from ephemeral.patterns.signallogwatcher import SignalLogWatcher
 
 
+# Sleeps are whole milliseconds: looptime 0.7 (Python 3.10) never wakes from some arbitrary float sleeps.
+def ms(seconds: float) -> float:
+    """``seconds`` rounded to whole milliseconds."""
+    return round(seconds, 3)
+
+
 def virtual_sink() -> SignalSink:
     return SignalSink(max_age=3600, clock=anyio.current_time)
 
@@ -55,7 +61,7 @@ async def test_async_callback_runs_one_at_a_time_in_order() -> None:
         nonlocal running
         running += 1
         assert running == 1
-        await anyio.sleep(random.random())
+        await anyio.sleep(ms(random.random()))
         seen.append(event.signal)
         running -= 1
 
@@ -65,7 +71,7 @@ async def test_async_callback_runs_one_at_a_time_in_order() -> None:
             sink.emit(name)
             sink.emit("debug.noise")
             if random.random() < 0.3:
-                await anyio.sleep(random.random())
+                await anyio.sleep(ms(random.random()))
     assert seen == names  # leaving the block finished the queue
     assert watcher.handled_count == 50
 
@@ -164,14 +170,14 @@ async def test_outer_cancel_at_random_deadlines_accounts_for_every_match(seed: i
     seen: list[str] = []
 
     async def on_match(event: SignalEvent[Any]) -> None:
-        await anyio.sleep(rng.random())
+        await anyio.sleep(ms(rng.random()))
         seen.append(event.signal)
 
-    with anyio.move_on_after(rng.uniform(0.5, 8)):
+    with anyio.move_on_after(ms(rng.uniform(0.5, 8))):
         async with SignalLogWatcher(sink, on_match=on_match) as watcher:
             for n in range(20):
                 sink.emit(f"error.{n}")
-                await anyio.sleep(rng.random() / 2)
+                await anyio.sleep(ms(rng.random() / 2))
     stopped = len(seen)
     sink.emit("error.late")
     await anyio.sleep(5)

@@ -38,6 +38,12 @@ from ephemeral.patterns.telemetry import (
 )
 
 
+# Sleeps are whole milliseconds: looptime 0.7 (Python 3.10) never wakes from some arbitrary float sleeps.
+def ms(seconds: float) -> float:
+    """``seconds`` rounded to whole milliseconds."""
+    return round(seconds, 3)
+
+
 def event(
     name: str, key: str | None = None, op: int = 7, propagation: SignalPropagation | None = None
 ) -> SignalEvent[Any]:
@@ -218,15 +224,15 @@ async def test_outer_cancel_at_random_deadlines_accounts_for_every_call(seed: in
 
     class Slow(InMemoryTelemetryClient):
         async def track_event(self, name: str, properties: Mapping[str, str]) -> None:
-            await anyio.sleep(rng.random() / 4)
+            await anyio.sleep(ms(rng.random() / 4))
             sent.append(properties["signal"])
 
-    with anyio.move_on_after(rng.uniform(0.1, 3)):
+    with anyio.move_on_after(ms(rng.uniform(0.1, 3))):
         async with TelemetrySignalHandler(Slow(), max_concurrency=2, max_queue=10) as handler:
             for n in range(40):
                 calls += 1
                 handler.on_signal(event(f"s.{n}"))
-                await anyio.sleep(rng.random() / 10)
+                await anyio.sleep(ms(rng.random() / 10))
     count = len(sent)
     await anyio.sleep(5)
     assert len(sent) == count  # nothing is sent after the cancel
