@@ -16,7 +16,7 @@ import pytest
 
 from ephemeral.atoms.data import DataStorageConfig, IDataStorageAtom
 from ephemeral.atoms.data_file import FileDataStorageAtom
-from ephemeral.core import SignalSink, TypedSignalSink
+from ephemeral.core import SignalSink
 
 pytestmark = pytest.mark.real_time
 
@@ -57,17 +57,6 @@ async def test_the_seed_example(tmp_path: Path) -> None:
         assert loaded == Order(id="order-123", total=Decimal("42.00"))
     assert json.loads((directory / "order-123.json").read_text()) == {"id": "order-123", "total": "42.00"}
     assert [(e.signal, e.key) for e in sink.sense("saved.data.orders")] == [("saved.data.orders", "order-123")]
-
-
-async def test_data_survives_a_restart_of_the_reader(tmp_path: Path) -> None:
-    async with FileDataStorageAtom[str, Customer](None, orders_config(), tmp_path, value_type=Customer) as first:
-        for i in range(20):
-            first.enqueue_save(f"c{i}", Customer(name=f"n{i}", orders=[str(i)]))
-        await first.delete("c3")
-    async with FileDataStorageAtom[str, Customer](None, orders_config(), tmp_path, value_type=Customer) as second:
-        assert await second.load("c7") == Customer(name="n7", orders=["7"])
-        assert await second.load("c3") is None
-        assert await second.count() == 19
 
 
 async def test_save_replaces_atomically_and_leaves_no_temporary_files(tmp_path: Path) -> None:
@@ -130,17 +119,6 @@ async def test_exists_count_list_keys_and_clear(tmp_path: Path) -> None:
     assert files(tmp_path) == ["notes.txt"]  # other files are left alone
 
 
-async def test_writes_under_load_are_batched_in_order(tmp_path: Path) -> None:
-    async with FileDataStorageAtom[str, Any](None, orders_config(), tmp_path) as storage:
-        for i in range(500):
-            storage.enqueue_save(f"k{i % 10}", i)
-        await storage.flush()
-        stats = storage.storage_stats()
-        assert stats.written == 500 and stats.batches < 50
-        for j in range(10):
-            assert await storage.load(f"k{j}") == 490 + j
-
-
 async def test_accepted_saves_are_on_disk_after_close(tmp_path: Path) -> None:
     async with FileDataStorageAtom[str, Any](None, orders_config(), tmp_path, fsync=True) as storage:
         for i in range(100):
@@ -159,17 +137,6 @@ async def test_a_failing_save_is_reported_and_later_saves_carry_on(tmp_path: Pat
     assert [(e.signal, e.key) for e in sink.sense("error.data.orders:*")] == [
         ("error.data.orders:IsADirectoryError", "blocked")
     ]
-
-
-async def test_save_and_delete_by_signal(tmp_path: Path) -> None:
-    typed: TypedSignalSink[Any] = TypedSignalSink()
-    async with FileDataStorageAtom[str, Any](typed, orders_config(), tmp_path) as storage:
-        typed.emit("save.data.orders", {"total": 5}, key="o-1")
-        await storage.flush()
-        assert json.loads((tmp_path / "o-1.json").read_text()) == {"total": 5}
-        typed.emit("delete.data.orders", None, key="o-1")
-        await storage.flush()
-        assert not (tmp_path / "o-1.json").exists()
 
 
 async def test_stale_temporary_files_from_a_crash_are_removed_on_entry(tmp_path: Path) -> None:

@@ -340,17 +340,6 @@ async def test_query_by_json_path_on_a_json_column_is_refused() -> None:
 
 
 @real_time
-async def test_data_survives_a_restart_of_the_atom(postgres_dsn: str, table: str) -> None:
-    """Values written by one atom are there for a new atom on the same table (writes stored on close)."""
-    async with storage(postgres_dsn, table, value_type=Order) as first:
-        for i in range(100):
-            first.enqueue_save(f"o{i}", Order(f"o{i}", Decimal(i)))
-    async with storage(postgres_dsn, table, value_type=Order) as second:
-        assert await second.count() == 100
-        assert await second.load("o99") == Order("o99", Decimal(99))
-
-
-@real_time
 async def test_an_existing_table_with_another_column_type_is_refused_on_entry(postgres_dsn: str, table: str) -> None:
     """Opening a JSONB table as JSON says so at entry instead of failing later."""
     async with storage(postgres_dsn, table):
@@ -480,38 +469,6 @@ async def test_entry_fails_clearly_when_the_server_cannot_be_reached() -> None:
     assert isinstance(caught.value.__cause__, psycopg.OperationalError)
     with pytest.raises(RuntimeError, match="enter the storage first"):
         store.enqueue_save("k", 1)
-
-
-# -- signals --------------------------------------------------------------------------------------------
-
-
-@real_time
-async def test_saved_loaded_deleted_signals_carry_the_key(postgres_dsn: str, table: str) -> None:
-    sink = SignalSink()
-    async with storage(postgres_dsn, table, sink) as store:
-        await store.save("order-1", {"total": 1})
-        await store.load("order-1")
-        await store.delete("order-1")
-    assert names(sink, f"*.data.{table}") == [
-        (f"initialized.data.{table}", None),
-        (f"saved.data.{table}", "order-1"),
-        (f"loaded.data.{table}", "order-1"),
-        (f"deleted.data.{table}", "order-1"),
-    ]
-
-
-@real_time
-async def test_a_save_requested_by_signal_on_a_typed_sink_is_stored(postgres_dsn: str, table: str) -> None:
-    typed: TypedSignalSink[Any] = TypedSignalSink()
-    config = DataStorageConfig(database_name=table)
-    async with storage(postgres_dsn, table, typed, config=config, value_type=Order) as store:
-        typed.emit(config.save_signal_pattern, Order("o1", Decimal("9.99")), key="o1")
-        await store.flush()
-        assert await store.load("o1") == Order("o1", Decimal("9.99"))
-        typed.emit(config.delete_signal_pattern, None, key="o1")
-        await store.flush()
-        assert not await store.exists("o1")
-    assert typed.untyped.detect(f"saved.data.{table}")
 
 
 # -- lost connections -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 from ephemeral.atoms.data import DataStorageConfig, IDataStorageAtom
 from ephemeral.atoms.data_sqlite import SqliteDataStorageAtom
-from ephemeral.core import SignalSink, TypedSignalSink
+from ephemeral.core import SignalSink
 from ephemeral.sqlite.singlewriter import SqliteSingleWriter, SqliteSingleWriterOptions
 
 pytestmark = pytest.mark.real_time
@@ -58,18 +58,6 @@ async def test_the_seed_example_on_sqlite(tmp_path: Path) -> None:
         ("loaded.data.orders", "order-123"),
         ("saved.data.orders", "order-123"),
     ]
-
-
-async def test_data_survives_a_restart_of_the_reader(tmp_path: Path) -> None:
-    db = tmp_path / "c.db"
-    async with SqliteDataStorageAtom[str, Customer](None, orders(), db, value_type=Customer) as first:
-        for i in range(300):
-            first.enqueue_save(f"c{i}", Customer(name=f"n{i}", vip=i % 2 == 0))
-        first.enqueue_delete("c5")
-    async with SqliteDataStorageAtom[str, Customer](None, orders(), db, value_type=Customer) as second:
-        assert await second.load("c10") == Customer(name="n10", vip=True)
-        assert await second.load("c5") is None
-        assert await second.count() == 299
 
 
 async def test_the_database_is_in_wal_mode_with_the_documented_table(tmp_path: Path) -> None:
@@ -238,15 +226,6 @@ async def test_in_memory_and_data_source_strings(tmp_path: Path) -> None:
     async with SqliteDataStorageAtom[str, Any](None, orders(), f"Data Source={db}") as storage:
         await storage.save("k", 1)
     assert rows(db, "SELECT key FROM orders") == [("k",)]
-
-
-async def test_saves_by_signal_on_a_typed_sink(tmp_path: Path) -> None:
-    typed: TypedSignalSink[Any] = TypedSignalSink()
-    async with SqliteDataStorageAtom[str, Any](typed, orders(), tmp_path / "s.db") as storage:
-        typed.emit("save.data.orders", {"total": 1}, key="o-1")
-        await storage.flush()
-        assert await storage.load("o-1") == {"total": 1}
-        assert typed.untyped.detect("saved.data.orders")
 
 
 def test_constructor_arguments_are_checked(tmp_path: Path) -> None:
