@@ -9,20 +9,20 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from types import TracebackType
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
-from ephemeral.core import PatternSet, SignalEvent, SignalPropagation, SignalSink, Subscription
+from ephemeral.core import PatternSet, SignalEvent, SignalSink, Subscription
 from ephemeral.core.lowlevel import (
     LoopBinding,
     PatternIndex,
+    TaskGroupOwner,
+    caused_event,
+    check_callable,
     check_int,
-    close_task_group,
     next_id,
-    open_task_group,
     to_seconds,
 )
 
@@ -74,7 +74,7 @@ def _watch(sink: SignalSink, pattern: str, watcher: SignalLogWatcher) -> Subscri
     return Subscription(unwatch)
 
 
-class SignalLogWatcher:
+class SignalLogWatcher(TaskGroupOwner):
     """Runs ``on_match(event)`` once for every signal matching ``pattern`` emitted on the sink, in order.
 
     It subscribes to the sink when its ``async with`` block starts: every matching signal emitted from
@@ -118,8 +118,7 @@ class SignalLogWatcher:
     ) -> None:
         if not isinstance(sink, SignalSink):
             raise TypeError(f"sink must be a SignalSink, got {sink!r}")
-        if not callable(on_match):
-            raise TypeError(f"on_match must be callable, got {on_match!r}")
+        check_callable(on_match, "on_match")
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a str, got {pattern!r}")
         if not PatternSet(pattern):  # compiles each alternative: unsupported glob syntax raises ValueError
@@ -133,7 +132,7 @@ class SignalLogWatcher:
         self._own_ids: set[int] = set()
         self._wake = anyio.Event()
         self._closing = False
-        self._tg: TaskGroup | None = None
+        self._done: anyio.Event | None = None
         self._loop: LoopBinding | None = None
         self._subscription: Subscription | None = None
         self.match_count = 0
@@ -160,33 +159,32 @@ class SignalLogWatcher:
         """Matching signals waiting for ``on_match``."""
         return len(self._queue)
 
-    async def __aenter__(self) -> SignalLogWatcher:
-        if self._tg is not None or self._closing:
-            raise RuntimeError("a SignalLogWatcher can be entered only once")
-        self._loop = LoopBinding()
-        self._tg = await open_task_group()
-        self._tg.start_soon(self._deliver)
-        self._subscription = _watch(self._sink, self._pattern, self)
-        return self
+    # -- lifecycle (TaskGroupOwner) -----------------------------------------------------------------
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._tg is not None and self._subscription is not None
-        self._subscription.close()
+    async def _on_enter(self, tg: TaskGroup) -> None:
+        self._loop = LoopBinding()
+        self._done = anyio.Event()
+        tg.start_soon(self._deliver)
+        self._subscription = _watch(self._sink, self._pattern, self)
+
+    async def _on_clean_exit(self) -> None:
+        self._stop_listening()
+        assert self._done is not None
+        await self._done.wait()  # the deliverer finishes the queue, then returns
+
+    def _on_error_exit(self) -> None:
+        self._stop_listening()
+        self.dropped_count += len(self._queue)
+        self._queue.clear()
+
+    def _on_close(self) -> None:
+        self._stop_listening()
+
+    def _stop_listening(self) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
         self._closing = True
         self._wake.set()
-        if exc is not None:
-            self.dropped_count += len(self._queue)
-            self._queue.clear()
-            await close_task_group(self._tg, exc_type, exc, tb)
-            return
-        try:
-            await self._tg.__aexit__(None, None, None)  # the deliverer finishes the queue, then returns
-        except BaseException:
-            self.dropped_count += len(self._queue)
-            self._queue.clear()
-            raise
 
     # -- receiving (any thread) -------------------------------------------------------------------
 
@@ -220,6 +218,8 @@ class SignalLogWatcher:
             while queue:
                 await self._call(queue.popleft())
             if self._closing:
+                assert self._done is not None
+                self._done.set()
                 return
             self._wake = anyio.Event()
             if not queue:
@@ -242,9 +242,14 @@ class SignalLogWatcher:
 
     def _report(self, cause: SignalEvent[Any], error: Exception) -> None:
         """Emit ``watcher.error:{ExceptionType}`` caused by ``cause``, never handed back to this watcher."""
-        name = f"watcher.error:{type(error).__name__}"
-        chain = cause.propagation if cause.propagation is not None else SignalPropagation.root(cause.signal)
-        event: SignalEvent[Any] = SignalEvent(name, next_id(), self._pattern, self._sink.now(), chain.extend(name))
+        event = caused_event(
+            f"watcher.error:{type(error).__name__}",
+            cause,
+            operation_id=next_id(),
+            key=self._pattern,
+            timestamp=self._sink.now(),
+        )
+        assert event is not None  # no constraints: never refused
         self._own_ids.add(event.operation_id)
         try:
             self._sink.emit(event)

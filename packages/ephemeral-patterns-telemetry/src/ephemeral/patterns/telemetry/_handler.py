@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from datetime import timedelta
-from types import TracebackType
 from typing import Any
 
 import anyio
@@ -13,7 +12,7 @@ from anyio.abc import TaskGroup
 from opentelemetry import context as otel_context
 
 from ephemeral.core import SignalEvent
-from ephemeral.core.lowlevel import LoopBinding, check_int, close_task_group, open_task_group, to_seconds
+from ephemeral.core.lowlevel import LoopBinding, TaskGroupOwner, check_int, to_seconds
 
 from ._client import TelemetryClient, parse_metric
 
@@ -32,7 +31,7 @@ def _is(name: str, prefix: str) -> bool:
     return name.startswith(prefix) and (len(name) == len(prefix) or name[len(prefix)] in ".:")
 
 
-class TelemetrySignalHandler:
+class TelemetrySignalHandler(TaskGroupOwner):
     """Sends signals to a telemetry client in the background: ``on_signal`` queues, workers send.
 
     ``on_signal(event)`` is synchronous and cheap, callable from any thread, so it can be a
@@ -87,7 +86,6 @@ class TelemetrySignalHandler:
         self._idle: anyio.Event | None = None
         self._tg: TaskGroup | None = None
         self._loop: LoopBinding | None = None
-        self._entered = False
         self.queued_count = 0
         """Signals accepted into the queue so far."""
         self.processed_count = 0
@@ -102,30 +100,20 @@ class TelemetrySignalHandler:
         """Signals waiting to be sent."""
         return len(self._queue)
 
-    # -- lifecycle ------------------------------------------------------------------------------------
+    # -- lifecycle (TaskGroupOwner) ---------------------------------------------------------------------
 
-    async def __aenter__(self) -> TelemetrySignalHandler:
-        if self._entered:
-            raise RuntimeError("a TelemetrySignalHandler can be entered only once")
-        self._entered = True
+    async def _on_enter(self, tg: TaskGroup) -> None:
         self._loop = LoopBinding()
-        self._tg = await open_task_group()
-        return self
+        self._tg = tg
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        tg = self._tg
-        assert tg is not None
-        try:
-            if exc is None:
-                with anyio.move_on_after(self._close_timeout):
-                    await self.flush()
-        finally:
-            self._tg = None  # refuse new signals
-            self.dropped_count += len(self._queue)
-            self._queue.clear()
-            await close_task_group(tg, exc_type, exc, tb)
+    async def _on_clean_exit(self) -> None:
+        with anyio.move_on_after(self._close_timeout):
+            await self.flush()
+
+    def _on_close(self) -> None:
+        self._tg = None  # refuse new signals; what is still queued is never sent
+        self.dropped_count += len(self._queue)
+        self._queue.clear()
 
     async def flush(self) -> None:
         """Wait until every signal queued so far has been sent (the handler keeps running)."""
