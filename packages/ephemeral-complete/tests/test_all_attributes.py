@@ -20,6 +20,21 @@ import ephemeral
 
 #: Modules whose ``__all__`` is pinned here (a change to it must be deliberate).
 PINNED: dict[str, tuple[str, ...]] = {
+    "ephemeral.atoms.batching": ("BatchingAtom", "BatchingStats"),
+    "ephemeral.atoms.data": (
+        "DataSerializer",
+        "DataStorageAtomBase",
+        "DataStorageConfig",
+        "DataStorageStats",
+        "IDataStorageAtom",
+        "JsonSerializer",
+        "StorageFullError",
+        "WriteItem",
+    ),
+    "ephemeral.atoms.data.testing": ("MakeStorageAtom", "check_storage_atom"),
+    "ephemeral.atoms.data_file": ("FileDataStorageAtom",),
+    "ephemeral.atoms.data_postgres": ("PostgresDataStorageAtom",),
+    "ephemeral.atoms.data_sqlite": ("SqliteDataStorageAtom",),
     "ephemeral.atoms.echo": (
         "OperationEchoAtom",
         "OperationEchoCapture",
@@ -29,6 +44,7 @@ PINNED: dict[str, tuple[str, ...]] = {
         "OperationFinalizer",
         "enable_operation_echoing",
     ),
+    "ephemeral.atoms.retry": ("ATTEMPT_STATE", "RetryAtom"),
     "ephemeral.atoms.slidingcache": ("SlidingCacheAtom", "SlidingCacheStats"),
     "ephemeral.patterns.persistentwindow": ("PersistentSignalWindow", "WindowStats"),
     "ephemeral.sqlite.singlewriter": (
