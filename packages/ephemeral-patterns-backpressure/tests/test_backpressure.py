@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.core import CoordinatorClosedError, SignalEvent, SignalSink
-from ephemeral.core.testing import output_blocks, run_readme_examples
+from ephemeral.core.testing import assert_accounted, output_blocks, run_readme_examples
 from ephemeral.patterns.backpressure import DEFERRAL_EXPIRED, SignalDrivenBackpressure
 
 
@@ -338,6 +338,28 @@ async def test_property_holds_order_limit_and_accounting(
     assert started == sorted(started) == list(range(1, counter + 1))
     assert c.get_metrics().total_completed + c.get_metrics().total_failed == c.get_metrics().total_enqueued == counter
     assert c.get_metrics().total_failed == counter // fail_every
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(deadline=st.floats(0.0, 12.0), signal_at=st.floats(0.0, 3.0))
+async def test_outer_cancel_at_a_random_deadline(deadline: float, signal_at: float) -> None:
+    """An outer cancel scope firing at any moment (mid-hold included): nothing starts after it, all counted."""
+    sink = virtual_sink()
+    body = Recorder(0.7)
+    c = SignalDrivenBackpressure(body, sink, max_concurrency=2, max_defer=4.0, max_pending=5)
+
+    async def backpressure() -> None:
+        await anyio.sleep(signal_at)
+        sink.emit("backpressure.x")
+
+    start = anyio.current_time()
+    with anyio.move_on_after(deadline):
+        async with c, anyio.create_task_group() as tg:
+            tg.start_soon(backpressure)
+            for n in range(12):
+                await c.enqueue(n)
+    assert all(at - start <= deadline + 1e-6 for _, at in body.started)
+    assert_accounted(c)
 
 
 def test_readme_example_runs() -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.core import CoordinatorClosedError, SignalSink, current_operation
-from ephemeral.core.testing import output_blocks, run_readme_examples
+from ephemeral.core.testing import assert_accounted, output_blocks, run_readme_examples
 from ephemeral.patterns.controlledfanout import ControlledFanOut
 
 
@@ -242,6 +242,21 @@ async def test_property_limits_order_no_blocking_and_accounting(
     m = f.get_metrics()
     assert m.total_completed + m.total_failed + m.total_cancelled == m.total_enqueued
     assert m.total_completed == len(body.finished)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(deadline=st.floats(0.0, 8.0))
+async def test_outer_cancel_at_a_random_deadline(deadline: float) -> None:
+    """An outer cancel scope firing at any moment: nothing starts after it, every item is counted."""
+    body = Tracker()
+    f = fanout(body, 3, 1, max_pending=5)
+    start = anyio.current_time()
+    with anyio.move_on_after(deadline):
+        async with f:
+            for n in range(20):
+                await f.enqueue(Request("k" + str(n % 4), n, 0.9))
+    assert all(at - start <= deadline + 1e-6 for _, at in body.finished)
+    assert_accounted(f)
 
 
 def test_readme_example_runs() -> None:

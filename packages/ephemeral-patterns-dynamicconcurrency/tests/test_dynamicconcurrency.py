@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, SignalSink, current_operation
-from ephemeral.core.testing import output_blocks, run_readme_examples
+from ephemeral.core.testing import assert_accounted, output_blocks, run_readme_examples
 from ephemeral.patterns.dynamicconcurrency import DynamicConcurrencyDemo
 
 
@@ -235,6 +235,28 @@ async def test_property_steps_bounds_no_cancel_and_accounting(
     assert body.cancelled == 0
     metrics = demo.get_metrics()
     assert metrics.total_completed == metrics.total_enqueued == counter == body.finished
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(deadline=st.floats(0.0, 8.0), scale_at=st.floats(0.0, 3.0))
+async def test_outer_cancel_at_a_random_deadline(deadline: float, scale_at: float) -> None:
+    """An outer cancel scope firing at any moment (around a scale-up): every item is counted, none left running."""
+    sink = virtual_sink()
+    body = Gauge(duration=0.8)
+    demo = demo_for(body, sink, min_concurrency=1, max_concurrency=4, max_pending=5)
+
+    async def scale() -> None:
+        await anyio.sleep(scale_at)
+        sink.emit("load.high")
+
+    with anyio.move_on_after(deadline):
+        async with demo, anyio.create_task_group() as tg:
+            tg.start_soon(scale)
+            for n in range(15):
+                await demo.enqueue(n)
+    assert body.violations == []
+    assert body.running == 0
+    assert_accounted(demo)
 
 
 def test_readme_example_runs() -> None:

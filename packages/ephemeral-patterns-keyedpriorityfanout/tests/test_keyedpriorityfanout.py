@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.core import CoordinatorClosedError
-from ephemeral.core.testing import output_blocks, run_readme_examples
+from ephemeral.core.testing import assert_accounted, output_blocks, run_readme_examples
 from ephemeral.patterns.keyedpriorityfanout import KeyedPriorityFanOut, PendingCounts
 
 
@@ -273,6 +273,25 @@ async def test_property_priority_order_limits_depth_and_accounting(
     assert metrics.total_enqueued == accepted
     assert metrics.total_completed + metrics.total_failed == accepted
     assert metrics.total_failed == sum(c.name.startswith("fail") for c in handler.started)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(deadline=st.floats(0.0, 8.0))
+async def test_outer_cancel_at_a_random_deadline(deadline: float) -> None:
+    """An outer cancel scope firing at any moment: nothing starts after it, every item counted, lanes emptied."""
+    handler = Handler()
+    f = fanout(handler, max_concurrency=2, max_pending=4)
+    with anyio.move_on_after(deadline):
+        async with f:
+            for n in range(16):
+                command = Command("k" + str(n % 3), f"c{n}", 0.7)
+                if n % 4 == 3:
+                    await f.enqueue_priority(command)
+                else:
+                    await f.enqueue(command)
+    assert handler.total == 0
+    assert f.pending_counts == (0, 0)
+    assert_accounted(f)
 
 
 def test_readme_example_runs() -> None:
