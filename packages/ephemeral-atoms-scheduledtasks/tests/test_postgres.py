@@ -71,15 +71,15 @@ async def test_a_long_handler_keeps_its_lease(postgres_dsn: str, table: str) -> 
 
     async def slow(task: DurableTask) -> None:
         runs.append(task.name)
-        await anyio.sleep(1.2)  # four times the lease: renewed every 0.1 s
+        await anyio.sleep(2.0)  # over three times the lease: renewed every 0.2 s
 
-    store = PostgresTaskStore(postgres_dsn, table=table, lease=0.3, poll_interval=0.1)
+    store = PostgresTaskStore(postgres_dsn, table=table, lease=0.6, poll_interval=0.1)
     async with (
         DurableTaskAtom(slow, store) as one,
-        DurableTaskAtom(slow, PostgresTaskStore(postgres_dsn, table=table)) as two,
+        DurableTaskAtom(slow, PostgresTaskStore(postgres_dsn, table=table, poll_interval=0.1)) as two,
     ):
         await one.enqueue(DurableTask("long", "s", AT))
-        await anyio.sleep(1.5)
+        await anyio.sleep(2.3)
         await one.wait_for_idle()
         await two.wait_for_idle()
     assert runs == ["long"]

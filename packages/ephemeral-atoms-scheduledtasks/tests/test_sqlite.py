@@ -50,15 +50,21 @@ async def test_finished_tasks_never_run_again_and_unfinished_ones_do(tmp_path: P
     db = tmp_path / "tasks.db"
     ran: list[str] = []
 
+    scope = anyio.CancelScope()
+    stored = anyio.Event()
+
     async def slow(task: DurableTask) -> None:
+        await stored.wait()
         ran.append(task.name)
         if task.name == "second":
+            scope.cancel()  # the process "stops" while "second" runs
             await anyio.sleep_forever()
 
-    with anyio.move_on_after(0.3):  # the process "stops" while "second" runs
+    with scope:
         async with DurableTaskAtom(slow, SqliteTaskStore(db)) as atom:
             for name in ("first", "second", "third"):
                 await atom.enqueue(DurableTask(name, "s", AT, payload=[name]))
+            stored.set()
             await atom.wait_for_idle()
     assert ran == ["first", "second"]
     assert rows(db) == [("first", "done"), ("second", "running"), ("third", "pending")]
@@ -107,5 +113,5 @@ async def test_a_restarted_scheduler_catches_up_from_the_file(tmp_path: Path) ->
         ):
             await anyio.sleep(1.3)
         await anyio.sleep(1.1)  # down for a while: the second start catches up on what it missed
-    assert len(seen) >= 4
+    assert len(seen) >= 3
     assert seen == [seen[0] + timedelta(seconds=i) for i in range(len(seen))]  # every second, once

@@ -14,13 +14,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ephemeral.core import EphemeralKeyedWorkCoordinator, EphemeralOptions, SignalSink, current_operation
-from ephemeral.core.lowlevel import (
-    AtomBase,
-    TimeBase,
-    check_int,
-    loop_clock,
-    to_seconds,
-)
+from ephemeral.core.lowlevel import AtomBase, BackoffPolicy, TimeBase, Wakeup, check_int, loop_clock
 
 from ._store import DurableTask, InMemoryTaskStore, StoredTask, TaskStore
 
@@ -42,7 +36,8 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
     claims due tasks while it has a free slot (``max_concurrency``) and runs each as an operation of its
     coordinator, keyed by the task's key (its name when it has none). The operation emits
     ``task.started:{name}``, then the task's own signal, then ``task.completed:{name}`` or
-    ``task.failed:{name}``. A handler that raises is tried again after ``retry_delay * 2**(n-1)`` until it
+    ``task.failed:{name}``. A handler that raises is tried again after ``retry_delay * 2**(n-1)`` (or what a
+    ``BackoffPolicy`` given as ``retry_delay`` says) until it
     has failed ``max_attempts`` times; a handler that never finished (the process died) runs again when the
     store hands the task out again (at the next start, or when its lease expires).
 
@@ -52,7 +47,8 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
             ``PostgresTaskStore`` keep them on disk.
         max_concurrency: How many handlers run at once.
         max_attempts: How many times a failing handler is tried.
-        retry_delay: The wait before the first retry, doubled for each further one (seconds or timedelta).
+        retry_delay: The wait before the first retry, doubled for each further one (seconds or timedelta), or
+            a ``BackoffPolicy`` (from ``ephemeral.core.lowlevel``) for another curve, a cap or jitter.
         signals: A shared sink for the operations' signals.
         clock: ``clock()`` -> aware UTC datetime, for retry times in local stores; by default the loop's
             clock (virtual time drives it).
@@ -69,7 +65,7 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
         *,
         max_concurrency: int = 1,
         max_attempts: int = 1,
-        retry_delay: float | timedelta = 1.0,
+        retry_delay: float | timedelta | BackoffPolicy = 1.0,
         signals: SignalSink | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -83,7 +79,9 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
         check_int(max_attempts, "max_attempts", minimum=1)
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be a callable returning an aware datetime, got {clock!r}")
-        self._retry_delay = to_seconds(retry_delay, "retry_delay", allow_zero=True)
+        self._backoff = (
+            retry_delay if isinstance(retry_delay, BackoffPolicy) else BackoffPolicy(retry_delay, name="retry_delay")
+        )
         self._handler = handler
         self._store = store
         self._max_attempts = max_attempts
@@ -99,7 +97,8 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
         super().__init__(EphemeralKeyedWorkCoordinator(_key_of, self._run, options))
         self._slots = anyio.Semaphore(max_concurrency)
         self._claimed = 0
-        self._wake: anyio.Event | None = None
+        self._loop_clock = loop_clock()
+        self._wakeup = Wakeup(self._loop_clock)
         self._idle = False
         self._idle_changed: anyio.Event | None = None
         self._tg: TaskGroup | None = None
@@ -114,8 +113,10 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
 
     @asynccontextmanager
     async def _outer_context(self) -> AsyncIterator[None]:
+        self._loop_clock = loop_clock()
+        self._wakeup = Wakeup(self._loop_clock)
         if self._clock is None:
-            self._now = TimeBase(loop_clock()).now
+            self._now = TimeBase(self._loop_clock).now
         await self._store.open()
         try:
             async with super()._outer_context():  # the coordinator's block, around the pump's
@@ -165,10 +166,7 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
     # -- claiming ---------------------------------------------------------------------------------
 
     def _poke(self) -> None:
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            wake.set()
+        self._wakeup.wake()
 
     def _set_idle(self, idle: bool) -> None:
         if idle != self._idle:
@@ -184,7 +182,6 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
             await self._slots.acquire()
             try:
                 while True:
-                    self._wake = wake = anyio.Event()
                     now = self._now()
                     try:
                         stored = await store.claim(self._worker, now)
@@ -198,9 +195,7 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
                         if wait is None and self._claimed == 0:
                             self._set_idle(True)
                     timeout = min(math.inf if wait is None else wait, store.poll_interval or math.inf)
-                    timeout = math.ceil(timeout * 1000) / 1000 if timeout < math.inf else timeout
-                    with anyio.move_on_after(timeout):
-                        await wake.wait()
+                    await self._wakeup.wait(None if timeout == math.inf else self._loop_clock() + timeout)
                 self._set_idle(False)
             except BaseException:
                 self._slots.release()
@@ -226,7 +221,7 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
                 await self._call_handler(stored)
             except Exception as error:
                 retry = stored.attempt < self._max_attempts
-                delay = self._retry_delay * 2 ** (stored.attempt - 1) if retry else None
+                delay = self._backoff.delay(stored.attempt) if retry else None
                 _log.warning(
                     "task %r (%s) failed on attempt %d%s",
                     task.name,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -13,7 +12,7 @@ from typing import Literal, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from ephemeral.core.lowlevel import TimeBase, close_task_group, loop_clock, open_task_group, to_seconds
+from ephemeral.core.lowlevel import TimeBase, close_task_group, loop_clock, open_task_group, time_until, to_seconds
 
 from ._definition import ScheduledTaskDefinition
 from ._durable import DurableTaskAtom
@@ -171,7 +170,7 @@ class ScheduledTasksAtom:
         while True:
             soonest = min(self._next.values())
             delay = min(self._poll, max(0.0, (soonest - self._read_clock()).total_seconds()))
-            await anyio.sleep(math.ceil(delay * 1000) / 1000)  # whole milliseconds: timers in virtual clocks
+            await anyio.sleep(time_until(delay, 0.0))
             self._wake_count += 1
             await self._fire_due(self._read_clock())
 
