@@ -97,6 +97,8 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
         super().__init__(EphemeralKeyedWorkCoordinator(_key_of, self._run, options))
         self._slots = anyio.Semaphore(max_concurrency)
         self._claimed = 0
+        self._adding = 0  # enqueue calls under way
+        self._intake = 0  # changes whenever an enqueue starts or ends
         self._loop_clock = loop_clock()
         self._wakeup = Wakeup(self._loop_clock)
         self._idle = False
@@ -151,10 +153,14 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
             raise TypeError(f"task must be a DurableTask, got {task!r}")
         if not self._open:
             raise RuntimeError("enter the atom first: `async with DurableTaskAtom(handler) as atom:`")
+        self._adding += 1
+        self._intake += 1
         self._set_idle(False)
         try:
             return await self._store.add(task, self._now())
         finally:
+            self._adding -= 1
+            self._intake += 1
             self._poke()
 
     async def wait_for_idle(self) -> None:
@@ -183,6 +189,7 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
             try:
                 while True:
                     now = self._now()
+                    intake = self._intake
                     try:
                         stored = await store.claim(self._worker, now)
                         if stored is not None:
@@ -192,8 +199,8 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
                         _log.warning("could not read the task store; trying again in %g s", _OUTAGE_WAIT, exc_info=True)
                         wait = _OUTAGE_WAIT
                     else:
-                        if wait is None and self._claimed == 0:
-                            self._set_idle(True)
+                        if wait is None and self._claimed == 0 and self._adding == 0 and intake == self._intake:
+                            self._set_idle(True)  # nothing was stored while the store was being read
                     timeout = min(math.inf if wait is None else wait, store.poll_interval or math.inf)
                     await self._wakeup.wait(None if timeout == math.inf else self._loop_clock() + timeout)
                 self._set_idle(False)
