@@ -37,9 +37,9 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
     coordinator, keyed by the task's key (its name when it has none). The operation emits
     ``task.started:{name}``, then the task's own signal, then ``task.completed:{name}`` or
     ``task.failed:{name}``. A handler that raises is tried again after ``retry_delay * 2**(n-1)`` (or what a
-    ``BackoffPolicy`` given as ``retry_delay`` says) until it
-    has failed ``max_attempts`` times; a handler that never finished (the process died) runs again when the
-    store hands the task out again (at the next start, or when its lease expires).
+    ``BackoffPolicy`` given as ``retry_delay`` says) until it has failed ``max_attempts`` times; a handler
+    that never finished (the process died) runs again when the store hands the task out again (at the next
+    start, or when its lease expires).
 
     Args:
         handler: ``async def handler(task: DurableTask)``.
