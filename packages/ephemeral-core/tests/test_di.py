@@ -33,6 +33,7 @@ from ephemeral.core.di import (
     add_ephemeral_keyed_work_coordinator,
     add_ephemeral_work_coordinator,
     add_keyed_coordinator,
+    add_lifespan_service,
     add_scoped_coordinator,
     add_scoped_ephemeral_keyed_work_coordinator,
     add_scoped_ephemeral_work_coordinator,
@@ -520,3 +521,70 @@ def test_di_without_svcs_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ImportError, match=r'pip install "ephemeral-core\[di\]"') as raised:
         importlib.import_module("ephemeral.core.di")
     assert raised.value.name == "svcs"
+
+
+# -- any async context manager as a lifespan service ---------------------------------------------
+
+
+class Tracker:
+    """A service that records when it is entered and exited, and what it found in the container."""
+
+    log: list[str]
+
+    def __init__(self, label: str, log: list[str], dependency: object = None) -> None:
+        self.label = label
+        self.log = log
+        self.dependency = dependency
+
+    async def __aenter__(self) -> Tracker:
+        await anyio.sleep(0)
+        self.log.append(f"enter {self.label}")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await anyio.sleep(0.5)  # a drain that takes (virtual) time
+        kind = exc_info[0]
+        self.log.append(f"exit {self.label} {kind.__name__ if isinstance(kind, type) else 'ok'}")
+
+
+async def test_lifespan_services_start_and_drain_in_registration_order() -> None:
+    async with svcs.Registry() as registry:
+        log: list[str] = []
+        registry.register_value(Other, Other())
+        add_lifespan_service(registry, Tracker, lambda container: Tracker("first", log, container.get(Other)))
+
+        async def build_second(container: svcs.Container) -> Tracker:
+            await anyio.sleep(0)
+            return Tracker("second", log)
+
+        key = add_lifespan_service(registry, Tracker, build_second, name="second")
+        assert key == Annotated[Tracker, "second"]
+        seen, body = recorder()
+        add_coordinator(registry, body, item_type=Item)
+        async with ephemeral_lifespan(registry) as lifespan:
+            async with svcs.Container(registry) as container:
+                first = await container.aget(Tracker)
+                assert first.label == "first" and isinstance(first.dependency, Other)
+                assert (await container.aget(Annotated[Tracker, "second"])).label == "second"
+            assert [s.label for s in lifespan.services] == ["first", "second"]
+            assert len(lifespan.coordinators) == 1
+        assert log == ["enter first", "enter second", "exit second ok", "exit first ok"]
+        async with svcs.Container(registry) as container:
+            with pytest.raises(RuntimeError, match="not running yet"):
+                await container.aget(Tracker)
+
+
+async def test_lifespan_services_see_the_exception_and_refuse_bad_registrations() -> None:
+    async with svcs.Registry() as registry:
+        log: list[str] = []
+        add_lifespan_service(registry, Tracker, lambda container: Tracker("only", log))
+        with pytest.raises(ValueError, match="already registered"):
+            add_lifespan_service(registry, Tracker, lambda container: Tracker("again", log))
+        with pytest.raises(TypeError, match="factory"):
+            add_lifespan_service(registry, Tracker, "not callable")  # type: ignore[arg-type]
+        with pytest.raises(KeyError):
+            async with ephemeral_lifespan(registry):
+                with pytest.raises(RuntimeError, match="lifespan is running"):
+                    add_lifespan_service(registry, Tracker, lambda container: Tracker("late", log), name="late")
+                raise KeyError("boom")
+        assert log == ["enter only", "exit only KeyError"]

@@ -13,6 +13,9 @@ How the pieces fit:
   exception (the coordinator rule: an exception in the block cancels, and the cancelled items are
   counted in ``total_cancelled``) or ``shutdown_timeout`` runs out.
 * ``factory.create_coordinator(name)`` returns that running coordinator.
+* ``add_lifespan_service`` registers any other long-lived service that is an async context manager
+  (a job runner, a watcher, a responsibility manager): the same lifespan builds and enters it with
+  the coordinators, in registration order, and exits it (which drains it) in reverse order.
 * ``add_scoped_coordinator`` and ``add_scoped_keyed_coordinator`` register a svcs factory instead: each
   ``svcs.Container`` (one per request with ``svcs.fastapi``/``svcs.starlette``) gets its own
   coordinator from ``await container.aget(...)``, drained when the container closes.
@@ -30,10 +33,11 @@ still running (``complete()`` is synchronous and loses nothing: the lifespan's e
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Hashable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
@@ -57,6 +61,7 @@ __all__ = (
     "add_ephemeral_keyed_work_coordinator",
     "add_ephemeral_work_coordinator",
     "add_keyed_coordinator",
+    "add_lifespan_service",
     "add_scoped_coordinator",
     "add_scoped_ephemeral_keyed_work_coordinator",
     "add_scoped_ephemeral_work_coordinator",
@@ -215,12 +220,30 @@ class EphemeralKeyedCoordinatorFactory(_CoordinatorFactory[EphemeralKeyedWorkCoo
     _register_with = "add_keyed_coordinator"
 
 
+class _LifespanService:
+    """A service registered with ``add_lifespan_service``: its recipe and, while the lifespan runs, the instance."""
+
+    def __init__(self, description: str, factory: Callable[[svcs.Container], Any]) -> None:
+        self.description = description
+        self.factory = factory
+        self.current: Any = None
+
+    def get(self) -> Any:
+        if self.current is None:
+            raise RuntimeError(
+                f"{self.description} is not running yet: start it with the application's lifespan, "
+                "`async with ephemeral_lifespan(registry): ...`"
+            )
+        return self.current
+
+
 class _Services:
     """Per-registry bookkeeping, stored in the registry itself as a value."""
 
     def __init__(self) -> None:
         self.factories: dict[Any, _CoordinatorFactory[Any]] = {}
-        self.singletons: list[tuple[_CoordinatorFactory[Any], str]] = []
+        # What the lifespan starts, in registration order: (coordinator factory, name) or a service.
+        self.singletons: list[tuple[_CoordinatorFactory[Any], str] | _LifespanService] = []
         self.keys: dict[Any, str] = {}  # coordinator service type -> "singleton" | "scoped"
         self.running: list[CoordinatorBase[Any, Any]] | None = None
         self.closed = False
@@ -502,6 +525,64 @@ def add_scoped_keyed_coordinator(
     )
 
 
+S = TypeVar("S", bound=AbstractAsyncContextManager[Any])
+
+
+def add_lifespan_service(
+    registry: svcs.Registry,
+    service_type: TypeForm[S],
+    factory: Callable[[svcs.Container], S | Awaitable[S]],
+    *,
+    name: str | None = None,
+) -> Any:
+    """Register a long-lived service that is an async context manager, run by ``ephemeral_lifespan``.
+
+    When the lifespan starts, ``factory(container)`` builds the service (``container`` is an
+    ``svcs.Container`` on the registry, open for the whole lifespan, to resolve what the service
+    needs; the factory may be async) and the lifespan enters it, in registration order among the
+    coordinators. At shutdown it is exited in reverse order, which for ephemeral's services drains
+    them; an exception leaving the lifespan is passed to its exit, which cancels. While running, the
+    service resolves from any container as ``service_type`` (``Annotated[service_type, name]`` when
+    named) with ``await container.aget(...)`` (svcs's sync ``get`` refuses async context managers);
+    svcs never enters it itself. Packages built on ephemeral use this for their runners (the
+    job runner of ``ephemeral.attributes.di``, for one).
+
+    Args:
+        registry: The application's ``svcs.Registry``.
+        service_type: The type the service is resolved as.
+        factory: ``factory(container) -> service`` (or an awaitable of it); the service must be an
+            async context manager.
+        name: Registers a named service of that type; None is the default one.
+
+    Returns:
+        The service type to resolve.
+
+    Raises:
+        ValueError: A service of this type and name is already registered.
+        RuntimeError: The registry's lifespan is already running.
+        TypeError: ``factory`` is not callable.
+
+    Example:
+        >>> add_lifespan_service(registry, JobRunner, lambda container: JobRunner(container.get(SignalSink)))
+        >>> async with ephemeral_lifespan(registry):
+        ...     runner = await container.aget(JobRunner)
+    """
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, got {factory!r}")
+    key_name = _check_name(name)
+    services = _services_of(registry)
+    if services.running is not None:
+        raise RuntimeError("services are registered before the application starts; this registry's lifespan is running")
+    key: Any = service_type if key_name == "" else Annotated[service_type, key_name]
+    label = getattr(service_type, "__qualname__", None) or repr(service_type)
+    description = f"service {label}" + ("" if key_name == "" else f" named {key_name!r}")
+    _claim(registry, services, key, "lifespan", description)
+    entry = _LifespanService(description, factory)
+    services.singletons.append(entry)
+    registry.register_factory(key, entry.get, enter=False)
+    return key
+
+
 #: The seed's longer names (``AddEphemeralWorkCoordinator<T>`` and friends).
 add_ephemeral_work_coordinator = add_coordinator
 add_ephemeral_keyed_work_coordinator = add_keyed_coordinator
@@ -542,11 +623,18 @@ class EphemeralLifespan:
         self._stack: AsyncExitStack | None = None
         self._entered = False
         self._coordinators: list[CoordinatorBase[Any, Any]] = []
+        self._started_services: list[Any] = []
+        self._registry = registry
 
     @property
     def coordinators(self) -> tuple[CoordinatorBase[Any, Any], ...]:
         """The coordinators this lifespan started, in start order."""
         return tuple(self._coordinators)
+
+    @property
+    def services(self) -> tuple[Any, ...]:
+        """The services registered with ``add_lifespan_service`` that this lifespan started, in start order."""
+        return tuple(self._started_services)
 
     async def __aenter__(self: _Self) -> _Self:
         services = self._services
@@ -561,7 +649,20 @@ class EphemeralLifespan:
         await stack.__aenter__()
         services.running = self._coordinators
         try:
-            for factory, name in list(services.singletons):
+            container: svcs.Container | None = None
+            for entry in list(services.singletons):
+                if isinstance(entry, _LifespanService):
+                    if container is None:
+                        container = await stack.enter_async_context(svcs.Container(self._registry))
+                    service = entry.factory(container)
+                    if inspect.isawaitable(service):
+                        service = await service
+                    stack.callback(setattr, entry, "current", None)  # after its exit: resolvable while draining
+                    await stack.enter_async_context(service)
+                    entry.current = service
+                    self._started_services.append(service)
+                    continue
+                factory, name = entry
                 coordinator = factory._recipes[name]()
                 await stack.enter_async_context(coordinator)
                 factory._current[name] = coordinator
