@@ -6,13 +6,22 @@ app's svcs registry, ``ephemeral_lifespan`` runs it for as long as the app, and 
 ``EphemeralCoordinatorFactory[WorkItem]`` from the request's svcs container. Stopping the server
 drains the coordinator: every accepted item is processed before the process exits.
 
+Beside it runs the seed's ``LogWatcherJobs``, registered with ``add_ephemeral_signal_job_runner``
+(``AddEphemeralSignalJobRunner<LogWatcherJobs>()``): ``POST /errors`` raises a watcher-friendly
+``log.error.{source}.{event}`` signal on the app's sink, ``escalate`` turns it into
+``incident.created``, ``notify`` reacts to that, and ``GET /incidents`` shows what they did. The same
+lifespan starts the job runner and drains it at shutdown.
+
 Run it from the repository root::
 
-    pip install "ephemeral-core[di]" fastapi uvicorn
+    pip install "ephemeral-core[di]" "ephemeral-attributes[di]" fastapi uvicorn
     uvicorn examples.fastapi_app:app
 
     curl -i -X POST localhost:8000/ -H 'content-type: application/json' -d '{"data": "hello", "work_seconds": 2}'
     curl localhost:8000/stats
+    curl -i -X POST localhost:8000/errors -H 'content-type: application/json' \\
+        -d '{"source": "orders", "event": "DbFailure"}'
+    curl localhost:8000/incidents
 """
 
 import logging
@@ -23,7 +32,9 @@ import svcs
 from fastapi import FastAPI, HTTPException, status
 from pydantic import BaseModel, Field
 
-from ephemeral.core import CoordinatorClosedError, EphemeralOptions
+from ephemeral.attributes import ephemeral_job
+from ephemeral.attributes.di import add_ephemeral_signal_job_runner
+from ephemeral.core import CoordinatorClosedError, EphemeralOptions, SignalEvent, SignalSink
 from ephemeral.core.di import EphemeralCoordinatorFactory, add_coordinator, ephemeral_lifespan
 
 log = logging.getLogger("examples.fastapi_app")
@@ -48,9 +59,39 @@ async def process(item: WorkItem) -> None:
     log.info("processed %r", item.data)
 
 
+class ErrorReport(BaseModel):
+    """An error another service wants the watchers to know about."""
+
+    source: str = Field(min_length=1, max_length=100)
+    event: str = Field(min_length=1, max_length=100)
+
+
+class LogWatcherJobs:
+    """The seed's log watcher: ``log.error.*`` signals escalate into incidents, incidents notify."""
+
+    def __init__(self, sink: SignalSink) -> None:
+        self._sink = sink
+        self.incidents: list[str] = []
+
+    @ephemeral_job("log.error.*", priority=1, max_concurrency=2, lane="hot:4", emit_on_complete=["incident.created"])
+    async def escalate(self, signal: SignalEvent[object]) -> None:
+        """Escalate an error signal: raise ``incident.created`` with its key."""
+        self.incidents.append(f"escalating {signal.signal} for {signal.key}")
+        self._sink.emit("incident.created", key=signal.key)
+
+    @ephemeral_job("incident.created", emit_on_start=["incident.monitor.start"])
+    async def notify(self, signal: SignalEvent[object]) -> None:
+        """Notify about an incident (here: record it)."""
+        self.incidents.append(f"notified incident for {signal.key}")
+
+
 @svcs.fastapi.lifespan
 async def lifespan(app: FastAPI, registry: svcs.Registry) -> AsyncGenerator[dict[str, object], None]:
-    """Register the coordinator, start it with the app, and drain it when the app stops."""
+    """Register the coordinator and the job runner, start them with the app, and drain them when it stops."""
+    sink = SignalSink()
+    registry.register_value(SignalSink, sink)
+    registry.register_value(LogWatcherJobs, LogWatcherJobs(sink))  # the runner's jobs; /incidents reads them
+    add_ephemeral_signal_job_runner(registry, LogWatcherJobs)
     add_coordinator(
         registry,
         process,
@@ -84,3 +125,17 @@ async def stats(services: svcs.fastapi.DepContainer) -> dict[str, int | bool]:
     """The coordinator's counters: pending, active, enqueued, completed, failed, ..."""
     coordinator = (await _coordinator_factory(services)).create_coordinator()
     return coordinator.get_metrics()._asdict()
+
+
+@app.post("/errors", status_code=status.HTTP_202_ACCEPTED)
+async def report_error(report: ErrorReport, services: svcs.fastapi.DepContainer) -> dict[str, str]:
+    """Raise ``log.error.{source}.{event}`` (key: the source) on the app's sink for the watchers."""
+    signal = f"log.error.{report.source.lower()}.{report.event.lower()}"
+    (await services.aget(SignalSink)).emit(signal, key=report.source)
+    return {"signal": signal}
+
+
+@app.get("/incidents")
+async def incidents(services: svcs.fastapi.DepContainer) -> list[str]:
+    """What the watcher jobs did so far."""
+    return (await services.aget(LogWatcherJobs)).incidents
