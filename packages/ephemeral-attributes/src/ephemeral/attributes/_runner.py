@@ -511,9 +511,12 @@ class EphemeralSignalJobRunner:
         timeout = spec.timeout_ms / 1000 if spec.timeout_ms else None
         for attempt in range(1, attempts + 1):
             try:
-                async with job.gate if job.gate is not None else contextlib.nullcontext():
-                    with anyio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
-                        await self._invoke(descriptor, invocation.event)
+                if job.gate is None and timeout is None:
+                    await self._invoke(descriptor, invocation.event)
+                else:
+                    async with job.gate if job.gate is not None else contextlib.nullcontext():
+                        with anyio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
+                            await self._invoke(descriptor, invocation.event)
             except Exception as error:
                 if attempt < attempts:
                     job.retried += 1

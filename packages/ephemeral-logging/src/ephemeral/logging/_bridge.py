@@ -104,7 +104,8 @@ class _Emitter:
             sink.emit(name, key)
         else:  # a plain sink keeps the payload on the event itself
             sink.emit(SignalEvent(name, next_id(), key, sink.now(), None, payload))
-        self.count("emitted_count")
+        with self._lock:
+            self.emitted_count += 1
 
 
 class SignalLoggerProvider(logging.Handler):

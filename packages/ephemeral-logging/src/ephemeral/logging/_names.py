@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 __all__ = (
@@ -136,6 +137,7 @@ def level_for_signal(signal: str) -> int:
     return _SIGNAL_LEVELS.get(first, logging.INFO)
 
 
+@lru_cache(maxsize=4096)  # categories and event names repeat: a record costs one dict lookup each
 def slug(text: str) -> str:
     """Letters and digits lowercased; every other run of characters (dots too) becomes one ``-``.
 
