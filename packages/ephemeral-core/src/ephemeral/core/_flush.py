@@ -30,7 +30,7 @@ class FlushBuffer(Generic[T]):
 
     ``wait`` sleeps until the open batch's deadline, or until ``wake()`` (and the first ``add`` into an
     empty buffer, which starts the timer) interrupts it. Deadlines are readings of ``clock`` (by default
-    the running loop's clock, resolved at the first ``add``), so virtual time drives the interval in tests.
+    the running loop's clock, resolved at first use), so virtual time drives the interval in tests.
 
     Args:
         max_items: The most items in one batch.
@@ -54,7 +54,7 @@ class FlushBuffer(Generic[T]):
         self._clock = clock
         self._items: list[T] = []
         self._deadline = 0.0
-        self._wakeup = Wakeup(clock)
+        self._wakeup = Wakeup(self._now)  # deadlines on the buffer's own clock
 
     @property
     def max_items(self) -> int:
@@ -79,10 +79,7 @@ class FlushBuffer(Generic[T]):
             self._items = []
             return items
         if len(items) == 1:
-            clock = self._clock
-            if clock is None:
-                clock = self._clock = loop_clock()
-            self._deadline = clock() + self._interval
+            self._deadline = self._now() + self._interval
             self._wakeup.wake()  # start the flushing task's timer
         return None
 
@@ -93,8 +90,14 @@ class FlushBuffer(Generic[T]):
 
     def due(self) -> bool:
         """Whether the open batch holds items and its deadline has passed."""
+        return bool(self._items) and self._now() >= self._deadline
+
+    def _now(self) -> float:
+        """The clock's reading; without a given clock, the running loop's, resolved at first use."""
         clock = self._clock
-        return bool(self._items) and clock is not None and clock() >= self._deadline
+        if clock is None:
+            clock = self._clock = loop_clock()
+        return clock()
 
     def wake(self) -> None:
         """Interrupt the flushing task's ``wait`` (to flush early or stop): it returns False."""
