@@ -236,6 +236,37 @@ async def test_leaving_the_block_cancels_invocations_still_awaiting() -> None:
     )
 
 
+async def test_leaving_does_not_wait_for_invocations_queued_behind_awaiting_ones() -> None:
+    sink = SignalSink()
+    ran: list[str] = []
+
+    class Queued:
+        @ephemeral_job("keyed", await_signals="ready", key_from_signal=True)
+        async def keyed(self, event: SignalEvent[Any]) -> None:
+            ran.append(event.signal)
+
+        @ephemeral_job("single", await_signals="ready", max_concurrency=1)
+        async def single(self, event: SignalEvent[Any]) -> None:
+            ran.append(event.signal)
+
+        @ephemeral_job("plain")
+        async def plain(self, event: SignalEvent[Any]) -> None:
+            await anyio.sleep(1)
+            ran.append(event.signal)
+
+    start = anyio.current_time()
+    async with EphemeralSignalJobRunner(sink, [Queued()]) as runner:
+        for name in ("keyed", "keyed", "single", "single", "plain"):
+            sink.emit(name, key="k")
+        await anyio.sleep(0.5)
+        assert runner.awaiting_count == 2 and runner.pending_count == 2
+    assert ran == ["plain"]  # the running job finished; the waiting ones and those behind them were cancelled
+    assert round(anyio.current_time() - start, 6) == 1.0
+    assert runner.get_stats() == JobStats(
+        matched=5, started=1, completed=1, failed=0, retried=0, dropped=0, cancelled=4
+    )
+
+
 async def test_pin_until_acknowledged() -> None:
     sink = SignalSink()
 

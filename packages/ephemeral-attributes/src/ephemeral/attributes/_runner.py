@@ -170,9 +170,9 @@ class EphemeralSignalJobRunner:
     no lane slot; ``pin=True`` keeps the invocation in its job's window until acknowledged.
 
     Use it as ``async with EphemeralSignalJobRunner(sink, [LogWatcherJobs(sink)]) as runner:``. Leaving the
-    block waits until every started invocation (and what it set off) has finished, then stops
-    listening; invocations still waiting on ``await_signals`` then are cancelled (counted). An exception
-    leaving the block cancels everything.
+    block cancels the invocations waiting on ``await_signals`` (counted), waits until every other
+    accepted invocation (and what it set off) has finished, then stops listening. An exception leaving
+    the block cancels everything.
 
     Args:
         sink: The sink whose signals trigger jobs and receives their signals (a typed sink's untyped one).
@@ -228,6 +228,7 @@ class EphemeralSignalJobRunner:
         self._stack: contextlib.AsyncExitStack | None = None
         self._entered = False
         self._closing = False
+        self._awaits_closed = False
         self._in_flight = 0
         self._awaiting = 0
         self._waiters: set[_Waiter] = set()
@@ -366,6 +367,7 @@ class EphemeralSignalJobRunner:
             raise RuntimeError("this job runner is not running")
         self._stack = None
         try:
+            self._release_waiters()  # waiting for await_signals ends now: their slots go to the next
             if exc_type is None:
                 await self._wait_quiet()
         except BaseException as error:
@@ -377,23 +379,27 @@ class EphemeralSignalJobRunner:
         return None
 
     async def _wait_quiet(self) -> None:
-        """Wait until nothing runs but invocations waiting for their ``await_signals``."""
-        while self._in_flight > self._awaiting:
+        """Wait until every accepted invocation, and whatever it set off, has finished."""
+        while self._in_flight > 0:
             self._idle = anyio.Event()
             await self._idle.wait()
 
     def _check_idle(self) -> None:
         idle = self._idle
-        if idle is not None and self._in_flight <= self._awaiting:
+        if idle is not None and self._in_flight <= 0:
             self._idle = None
             idle.set()
+
+    def _release_waiters(self) -> None:
+        self._awaits_closed = True
+        for waiter in list(self._waiters):
+            waiter.event.set()
 
     def _stop_listening(self) -> None:
         if self._subscription is not None:
             self._subscription.close()
         self._closing = True
-        for waiter in list(self._waiters):
-            waiter.event.set()
+        self._release_waiters()
 
     async def _close_feeders(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -560,12 +566,11 @@ class EphemeralSignalJobRunner:
 
         self._awaiting += 1
         self._waiters.add(waiter)
-        self._check_idle()
         try:
             deadline = anyio.fail_after(limit.total_seconds()) if limit is not None else contextlib.nullcontext()
             with sink.subscribe(on_signal), deadline:
                 while not ready():
-                    if self._closing:
+                    if self._awaits_closed:
                         raise _Closing
                     await waiter.event.wait()
                     waiter.event = anyio.Event()
