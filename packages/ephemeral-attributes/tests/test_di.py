@@ -123,11 +123,15 @@ async def test_bad_registrations() -> None:
             add_ephemeral_signal_job_runner(registry, Watcher(SignalSink()))  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="signal_factory"):
             add_ephemeral_scoped_job_runner(registry, Scoped, signal_factory=lambda: "sink")  # type: ignore[arg-type,return-value]
-        add_ephemeral_scoped_job_runner(registry, Scoped)  # Audit is not registered: fails when built
-        with pytest.raises(TypeError, match="audit"):
-            async with ephemeral_lifespan(registry), svcs.Container(registry) as container:
-                runner = await container.aget(EphemeralScopedJobRunner)
-                await runner._invoke(runner.jobs[0], SignalEvent("scan.test", 1, None, runner._sink.now()))
+        add_ephemeral_scoped_job_runner(registry, Scoped)  # Audit is not registered: each invocation fails
+        async with ephemeral_lifespan(registry), svcs.Container(registry) as container:
+            runner = await container.aget(EphemeralScopedJobRunner)
+            sink = await container.aget(SignalSink)
+            sink.emit("scan.test")
+        assert runner.get_stats().failed == 1 and calls == []
+        assert [event.signal for event in sink.sense("job.*")] == ["job.failed:scan:TypeError"]
+        (snapshot,) = runner.get_snapshot()
+        assert "'audit'" in str(snapshot.error)
     with pytest.raises(TypeError, match="registry"):
         EphemeralScopedJobRunner("registry", SignalSink(), [Scoped])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="job_types must be classes"):
