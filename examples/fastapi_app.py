@@ -6,7 +6,7 @@ app's svcs registry, ``ephemeral_lifespan`` runs it for as long as the app, and 
 ``EphemeralCoordinatorFactory[WorkItem]`` from the request's svcs container. Stopping the server
 drains the coordinator: every accepted item is processed before the process exits.
 
-Beside it runs the seed's ``LogWatcherJobs``, registered with ``add_ephemeral_signal_job_runner``
+Beside it runs the original README's ``LogWatcherJobs``, registered with ``add_ephemeral_signal_job_runner``
 (``AddEphemeralSignalJobRunner<LogWatcherJobs>()``): ``POST /errors`` raises a watcher-friendly
 ``log.error.{source}.{event}`` signal on the app's sink, ``escalate`` turns it into
 ``incident.created``, ``notify`` reacts to that, and ``GET /incidents`` shows what they did. The same
@@ -67,7 +67,7 @@ class ErrorReport(BaseModel):
 
 
 class LogWatcherJobs:
-    """The seed's log watcher: ``log.error.*`` signals escalate into incidents, incidents notify."""
+    """The original README's log watcher: ``log.error.*`` signals escalate into incidents, incidents notify."""
 
     def __init__(self, sink: SignalSink) -> None:
         self._sink = sink

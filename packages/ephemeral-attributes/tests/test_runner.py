@@ -1,4 +1,4 @@
-"""The job runner on asyncio and trio, in virtual time: the seed's examples, retries, timeouts, awaits, pins."""
+"""The job runner on asyncio and trio, in virtual time: the original examples, retries, timeouts, awaits, pins."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def names(sink: SignalSink, pattern: str | None = None) -> list[str]:
 
 
 class LogWatcherJobs:
-    """The seed's log watcher: errors escalate into incidents, incidents notify."""
+    """The original README's log watcher: errors escalate into incidents, incidents notify."""
 
     def __init__(self, sink: SignalSink) -> None:
         self._sink = sink
@@ -42,7 +42,7 @@ class LogWatcherJobs:
         self.lines.append(f"notified incident for {signal.key} after {len(monitor)} monitor start(s)")
 
 
-async def test_seed_log_watcher() -> None:
+async def test_original_log_watcher() -> None:
     sink = SignalSink()
     jobs = LogWatcherJobs(sink)
     async with EphemeralSignalJobRunner(sink, [jobs]) as runner:
@@ -84,7 +84,7 @@ class StageJobs:
         self.lines.append("final stage")
 
 
-async def test_seed_stage_jobs() -> None:
+async def test_original_stage_jobs() -> None:
     sink = SignalSink()
     stages = StageJobs()
     async with EphemeralSignalJobRunner(sink, [stages]) as runner:

@@ -23,7 +23,7 @@ from ephemeral.complete import (
 
 
 class LogWatcherJobs:
-    """The seed's watcher: errors escalate into incidents, and incidents notify after the monitor starts."""
+    """The original README's watcher: errors escalate into incidents, and incidents notify after the monitor starts."""
 
     def __init__(self, sink: SignalSink) -> None:
         self._sink = sink
