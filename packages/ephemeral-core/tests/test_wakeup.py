@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from ephemeral.core.lowlevel import Wakeup, sleep_time, time_until
+from ephemeral.core.lowlevel import Wakeup, sleep, sleep_time, time_until
 
 
 def test_sleeps_are_whole_microseconds_and_never_negative() -> None:
@@ -97,3 +97,30 @@ async def test_ready_is_checked_once_the_task_counts_as_waiting() -> None:
     assert seen == [True]
     assert anyio.current_time() == start
     assert await wakeup.wait(start + 1.0, ready=lambda: False) is False
+
+
+async def test_sleeps_end_on_whole_microseconds_of_the_loops_clock() -> None:
+    """``now + delay`` in floating point falls between microseconds (1.0 + 0.500001); the wake does not."""
+    start = anyio.current_time()
+    await sleep(1.0)
+    await sleep(0.500001)
+    elapsed = anyio.current_time() - start
+    assert elapsed == pytest.approx(1.500001, abs=1e-9)
+    await sleep(-1.0)  # a negative sleep is no sleep
+    assert anyio.current_time() - start == pytest.approx(1.500001, abs=1e-9)
+
+
+async def test_a_wait_from_an_off_tick_moment_still_ends() -> None:
+    """The case that hangs looptime 0.7 with a plain relative timeout: a deadline set at t=1.0 for t=1.5."""
+    await anyio.sleep(1.0)
+    wakeup = Wakeup()
+    now = anyio.current_time()
+
+    async def bystander() -> None:
+        await anyio.sleep(0.2)
+        await anyio.sleep(1.0)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bystander)
+        assert await wakeup.wait(now + 0.5) is False
+    assert anyio.current_time() - now == pytest.approx(1.2, abs=1e-5)

@@ -5,8 +5,10 @@ persistent window's writer, batching and the storage writers) sleeps "until the 
 until something changes". ``Wakeup`` is that sleep, written once; ``sleep_time`` and ``time_until`` hold
 the rule every sleep on the loop's clock follows:
 
-* Sleeps are whole microseconds. Finer means nothing to a timer, and virtual clocks tick in
-  microseconds: looptime 0.7 can hang forever on a deadline that falls between two of its ticks.
+* Sleeps end on whole microseconds of the loop's clock. Finer means nothing to a timer, and virtual
+  clocks tick in microseconds: looptime 0.7 hangs forever on a timer that falls between two of its
+  ticks, which ``now + delay`` in floating point easily does (``1.0 + 0.500001`` is
+  ``1.5000010000000001``). ``sleep`` and ``Wakeup.wait`` round the absolute deadline, not only the delay.
 * A sleep towards a deadline ends a microsecond past it, so clock arithmetic rounding can never wake a
   loop just short of its deadline, where it would find nothing due and sleep zero seconds again (under a
   virtual clock time would not move and the loop would spin).
@@ -20,7 +22,7 @@ import anyio
 
 from ._clock import loop_clock
 
-__all__ = ("Wakeup", "sleep_time", "time_until")
+__all__ = ("Wakeup", "sleep", "sleep_time", "time_until")
 
 #: The resolution of every sleep, in seconds.
 _RESOLUTION = 1e-6
@@ -38,6 +40,17 @@ def time_until(deadline: float, now: float) -> float:
     ``now >= deadline`` on the same clock.
     """
     return round(max(deadline - now, 0.0) + _RESOLUTION, 6)
+
+
+def _deadline_after(seconds: float) -> float:
+    """The loop's absolute deadline ``seconds`` from now, on a whole microsecond (never in the past)."""
+    now = anyio.current_time()
+    return max(round(now + seconds, 6), now) if seconds > 0 else now
+
+
+async def sleep(seconds: float) -> None:
+    """``anyio.sleep`` that wakes on a whole microsecond of the loop's clock (see the module's rule)."""
+    await anyio.sleep_until(_deadline_after(seconds))
 
 
 class Wakeup:
@@ -104,7 +117,7 @@ class Wakeup:
             clock = self._clock
             if clock is None:
                 clock = self._clock = loop_clock()
-            with anyio.move_on_after(time_until(deadline, clock())):
+            with anyio.CancelScope(deadline=_deadline_after(time_until(deadline, clock()))):
                 await event.wait()
             return event.is_set()
         finally:

@@ -43,7 +43,7 @@ from ._matcher import compile_pattern as compile_pattern
 from ._pattern_index import PatternIndex as PatternIndex
 from ._persist import PersistAtom as PersistAtom
 from ._sink import next_id as next_id
-from ._wakeup import Wakeup as Wakeup, sleep_time as sleep_time, time_until as time_until
+from ._wakeup import Wakeup as Wakeup, sleep as sleep, sleep_time as sleep_time, time_until as time_until
 
 __all__ = (
     "RETRY_HINT_COMMANDS",
@@ -78,6 +78,7 @@ __all__ = (
     "owned_task_group",
     "parse_duration",
     "parse_retry_hint",
+    "sleep",
     "sleep_time",
     "time_until",
     "to_seconds",
