@@ -122,7 +122,7 @@ from ._sink import (
     SignalSink as SignalSink,
     SignalSource as SignalSource,
 )
-from ._typed import TypedSignalSink as TypedSignalSink
+from ._typed import SignalKey as SignalKey, TypedSignalSink as TypedSignalSink
 from ._waves import SignalStage as SignalStage, SignalWaveExecutor as SignalWaveExecutor
 
 __version__ = "0.1.0"
@@ -182,6 +182,7 @@ __all__ = (
     "SignalDispatcher",
     "SignalEvent",
     "SignalFilter",
+    "SignalKey",
     "SignalPropagation",
     "SignalRetractedEvent",
     "SignalRouter",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import enum
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import Field, FrozenInstanceError, dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+from functools import partial
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 __all__ = (
     "BlockReason",
@@ -48,9 +51,8 @@ class SignalPropagation:
         return " -> ".join(self.path)
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class SignalEvent(Generic[P]):
-    """One emitted signal.
+class SignalEvent(tuple[Any, ...], Generic[P]):
+    """One emitted signal: an immutable value with dataclass-style fields.
 
     Attributes:
         signal: The signal name, such as ``"order.placed"`` or ``"rate-limit:500ms"``.
@@ -59,70 +61,142 @@ class SignalEvent(Generic[P]):
         timestamp: When it was emitted, a timezone-aware UTC datetime.
         propagation: The causal chain when the signal was emitted because of another one.
         payload: Data carried by typed signals (``TypedSignalSink``); None otherwise.
+
+    Events compare and hash by ``signal``, ``operation_id``, ``key``, ``timestamp`` and
+    ``propagation`` (not ``payload``); assigning a field raises ``FrozenInstanceError``;
+    ``dataclasses.replace`` and ``dataclasses.fields`` work on them.
+
+    Emitting is on every hot path, so a sink stamps an event with its monotonic clock reading and
+    derives the ``timestamp`` datetime only when it is read. (An event is stored as a tuple; the
+    tuple layout is an implementation detail, not part of the API.)
     """
 
-    signal: str
-    operation_id: int
-    key: str | None
-    timestamp: datetime
-    propagation: SignalPropagation | None = None
-    payload: P | None = field(default=None, compare=False)
+    __slots__ = ()
+    __match_args__ = ("signal", "operation_id", "key", "timestamp", "propagation", "payload")
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
-    def __init__(
-        self,
+    if TYPE_CHECKING:
+
+        @property
+        def signal(self) -> str: ...
+        @property
+        def operation_id(self) -> int: ...
+        @property
+        def key(self) -> str | None: ...
+        @property
+        def propagation(self) -> SignalPropagation | None: ...
+        @property
+        def payload(self) -> P | None: ...
+
+    def __new__(
+        cls,
         signal: str,
         operation_id: int,
         key: str | None,
         timestamp: datetime,
         propagation: SignalPropagation | None = None,
         payload: P | None = None,
-    ) -> None:
-        _init_event(self, signal, operation_id, key, timestamp, propagation, payload)
+    ) -> SignalEvent[P]:
+        return tuple.__new__(cls, (signal, operation_id, key, timestamp, None, propagation, payload))
+
+    @property
+    def timestamp(self) -> datetime:
+        """When the signal was emitted, a timezone-aware UTC datetime."""
+        base = self[4]
+        return self[3] if base is None else base.to_datetime(self[3])  # type: ignore[no-any-return]
 
     @property
     def depth(self) -> int:
         """Length of the causal chain; 0 for a signal with no recorded cause."""
-        return self.propagation.depth if self.propagation is not None else 0
+        propagation = self[5]
+        return propagation.depth if propagation is not None else 0
 
     def would_cycle(self, signal: str) -> bool:
         """Whether emitting ``signal`` as a consequence of this event would form a cycle."""
-        return self.propagation is not None and signal in self.propagation.path
+        propagation = self[5]
+        return propagation is not None and signal in propagation.path
 
     def is_(self, signal: str) -> bool:
         """Exact name comparison."""
-        return self.signal == signal
+        return self[0] == signal  # type: ignore[no-any-return]
 
     def starts_with(self, prefix: str) -> bool:
         """Whether the signal name starts with ``prefix``."""
-        return self.signal.startswith(prefix)
+        return self[0].startswith(prefix)  # type: ignore[no-any-return]
 
     def without_payload(self) -> SignalEvent[Any]:
         """The same event with no payload."""
-        return replace(self, payload=None) if self.payload is not None else self
+        return new_event((*self[:6], None)) if self[6] is not None else self
+
+    def _compared(self) -> tuple[Any, ...]:
+        return (self[0], self[1], self[2], self.timestamp, self[5])
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __lt__(self, other: object) -> bool:
+        return NotImplemented
+
+    __le__ = __gt__ = __ge__ = __lt__
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"SignalEvent(signal={self[0]!r}, operation_id={self[1]!r}, key={self[2]!r}, "
+            f"timestamp={self.timestamp!r}, propagation={self[5]!r}, payload={self[6]!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SignalEvent, (self[0], self[1], self[2], self.timestamp, self[5], self[6]))
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return (self[0], self[1], self[2], self.timestamp, self[5], self[6])
 
 
-# Every signal that has a subscriber builds an event, so construction is on the hot path of ``emit``:
-# setting the slots through their descriptors is twice as fast as the generated frozen initialiser.
-_set_signal, _set_id, _set_key, _set_timestamp, _set_propagation, _set_payload = (
-    getattr(SignalEvent, name).__set__ for name in SignalEvent.__slots__
-)
+#: Builds an event from its stored form, without going through ``__new__``: a 7-tuple (signal, operation
+#: id, key, timestamp or clock reading, the reading's ``TimeBase`` or None, propagation, payload). Sinks
+#: build every event this way, stamped with a monotonic reading; ``timestamp`` derives the datetime
+#: only when it is read.
+new_event: Callable[[tuple[Any, ...]], SignalEvent[Any]] = partial(tuple.__new__, SignalEvent)
 
 
-def _init_event(
-    event: SignalEvent[Any],
-    signal: str,
-    operation_id: int,
-    key: str | None,
-    timestamp: datetime,
-    propagation: SignalPropagation | None,
-    payload: Any,
-) -> None:
-    _set_signal(event, signal)
-    _set_id(event, operation_id)
-    _set_key(event, key)
-    _set_timestamp(event, timestamp)
-    _set_propagation(event, propagation)
-    _set_payload(event, payload)
+def _install_fields() -> None:
+    for index, name in ((0, "signal"), (1, "operation_id"), (2, "key"), (5, "propagation"), (6, "payload")):
+        setattr(SignalEvent, name, _tuple_field(index, f"The {name.replace('_', ' ')} of the event."))
+
+    @dataclass(frozen=True)
+    class _Fields:  # the dataclass view of SignalEvent: replace(), fields(), asdict() work on events
+        signal: str
+        operation_id: int
+        key: str | None
+        timestamp: datetime
+        propagation: SignalPropagation | None = None
+        payload: Any = field(default=None, compare=False)
+
+    SignalEvent.__dataclass_fields__ = _Fields.__dataclass_fields__
+    type.__setattr__(SignalEvent, "__dataclass_params__", _Fields.__dataclass_params__)  # type: ignore[attr-defined]
+
+
+def _tuple_field(index: int, doc: str) -> Any:
+    getter = getattr(collections, "_tuplegetter", None)  # the fast descriptor namedtuple fields use
+    return getter(index, doc) if getter is not None else property(itemgetter(index), doc=doc)
+
+
+_install_fields()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from ._matcher import GlobPattern, compile_pattern, literal_prefix, split_alternatives
@@ -13,8 +13,8 @@ __all__ = ("PatternIndex",)
 
 V = TypeVar("V")
 
-#: One registration of one glob: (registration handle, compiled glob, value).
-_Entry = tuple[int, GlobPattern, Any]
+#: One registration of one glob: (registration handle, the glob's match function, value, the glob).
+_Entry = tuple[int, Callable[[str], bool], Any, GlobPattern]
 
 
 class _Node:
@@ -74,7 +74,8 @@ class PatternIndex(Generic[V]):
             raise ValueError(f"patterns must hold at least one glob, got {patterns!r}")
         with self._lock:
             handle = next(self._count)
-            entries = tuple((handle, compile_pattern(token), value) for token in tokens)
+            globs = [compile_pattern(token) for token in tokens]
+            entries = tuple((handle, glob._match, value, glob) for glob in globs)
             for entry in entries:
                 self._insert(entry)
             self._handles[handle] = entries
@@ -111,26 +112,23 @@ class PatternIndex(Generic[V]):
 
     def _candidates(self, name: str) -> list[_Entry]:
         """The registrations that may match ``name`` (a superset of those that do)."""
-        found: list[_Entry] = []
-        exact = self._exact.get(name)
-        if exact:
-            found.extend(exact)
-        node: _Node | None = self._root
-        start = 0
-        while node is not None:
+        found = list(self._exact.get(name, ()))
+        node = self._root
+        segments = name.split(".")
+        last = len(segments) - 1
+        for depth, segment in enumerate(segments):
             if node.wild:
-                found.extend(node.wild)
+                found += node.wild
             if node.partial:
-                bucket = node.partial.get(name[start : start + 1])
+                bucket = node.partial.get(segment[:1])
                 if bucket:
-                    found.extend(bucket)
-            if not node.children:
+                    found += bucket
+            if depth == last or not node.children:
                 break
-            dot = name.find(".", start)
-            if dot < 0:
+            child = node.children.get(segment)
+            if child is None:
                 break
-            node = node.children.get(name[start:dot])
-            start = dot + 1
+            node = child
         return found
 
     def match(self, name: str) -> list[V]:
@@ -139,27 +137,29 @@ class PatternIndex(Generic[V]):
         if not found:
             return []
         if len(found) == 1:
-            _, glob, value = found[0]
-            return [value] if glob.matches(name) else []
-        seen: set[int] = set()
-        hits: list[tuple[int, Any]] = []
-        for handle, glob, value in found:
-            if handle not in seen and glob.matches(name):
-                seen.add(handle)
-                hits.append((handle, value))
-        hits.sort(key=_first)
-        return [value for _, value in hits]
+            _, match, value, _ = found[0]
+            return [value] if match(name) else []
+        hits = [(handle, value) for handle, match, value, _ in found if match(name)]
+        if len(hits) < 2:
+            return [value for _, value in hits]
+        hits.sort(key=_first)  # buckets are each in registration order; merge them
+        values, previous = [], 0
+        for handle, value in hits:
+            if handle != previous:  # a registration whose alternatives matched twice counts once
+                values.append(value)
+                previous = handle
+        return values
 
     def matches(self, name: str) -> bool:
         """Whether any registered pattern matches ``name``."""
-        return any(glob.matches(name) for _, glob, _ in self._candidates(name))
+        return any(match(name) for _, match, _, _ in self._candidates(name))
 
     __call__ = matches
 
     # -- maintenance ------------------------------------------------------------------------------
 
     def _insert(self, entry: _Entry) -> None:
-        pattern = entry[1].pattern
+        pattern = entry[3].pattern
         prefix = literal_prefix(pattern)
         if prefix == pattern:
             self._exact[pattern] = (*self._exact.get(pattern, ()), entry)
@@ -177,7 +177,7 @@ class PatternIndex(Generic[V]):
             node.wild = (*node.wild, entry)
 
     def _delete(self, entry: _Entry) -> None:
-        pattern = entry[1].pattern
+        pattern = entry[3].pattern
         prefix = literal_prefix(pattern)
         if prefix == pattern:
             _drop(self._exact, pattern, entry)

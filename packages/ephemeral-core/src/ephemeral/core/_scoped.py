@@ -144,7 +144,7 @@ class ScopedSignalEmitter:
         """Withdraw this emitter's ``sink.coordinator.atom.name``; True when something was removed."""
         full = str(self.context.key(name))
         # Only this operation's signals: another emitter in the same context keeps its own.
-        removed = self.sink._retract(lambda e: e[0] == full and e[1] == self.operation_id, None)
+        removed = self.sink._retract_operation(full, self.operation_id)
         if removed:
             call_isolated(
                 self._on_signal_retracted, SignalRetractedEvent(full, self.operation_id, self.key, self.sink.now())

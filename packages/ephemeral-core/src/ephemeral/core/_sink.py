@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from ._causal import caused_event
+from ._checks import check_int
 from ._clock import TimeBase, to_seconds, utc_now
-from ._events import SignalEvent, SignalRetractedEvent
-from ._hooks import EventHook, Subscription
-from ._matcher import GlobPattern, PatternSet, compile_pattern
+from ._events import SignalEvent, SignalPropagation, SignalRetractedEvent
+from ._hooks import EventHook, Subscription, _log
+from ._matcher import GlobPattern, PatternSet, compile_pattern, literal_prefix
+from ._window_index import WindowIndex, as_event, operation_id as operation_of
 
 __all__ = ("SignalFilter", "SignalSink", "SignalSource", "next_id")
 
@@ -23,12 +24,21 @@ __all__ = ("SignalFilter", "SignalSink", "SignalSource", "next_id")
 # restarts of a process (signals reloaded from storage keep theirs) while a process makes fewer than
 # a million a second on average.
 _ids = itertools.count(time.time_ns() // 1000)
+_tuple_new = tuple.__new__
 
 #: A glob (``"error.*"``), a pattern set, or a predicate over events.
 SignalFilter = str | PatternSet | GlobPattern | Callable[[SignalEvent[Any]], bool] | None
 
-#: One stored signal: (name, operation id, key, clock reading, event if already built).
-_Entry = tuple[str, int, "str | None", float, "SignalEvent[Any] | None"]
+#: One stored signal; slots 0-3 are always (name, sequence, key, reading of this sink's clock). Forms:
+#: - ``(name, id, key, reading, None)``, stored by ``emit(name)`` when nobody subscribes: the event is
+#:   built from it only if a query returns it;
+#: - a ``SignalEvent`` ``(name, id, key, reading, time base, propagation, payload)``, built by
+#:   ``emit(name)`` for the subscribers (or by ``make_event``);
+#: - ``(name, sequence, key, reading, event)`` for a ready event (its own id, timestamp and payload),
+#:   emitted or restored.
+#: The sequence numbers (the ids of the sink's own events) grow in window order, which lets the index
+#: tell which of its items have left the window.
+_Entry = tuple[Any, ...]
 
 
 def next_id() -> int:
@@ -60,6 +70,29 @@ def _name_matcher(selector: SignalFilter) -> Callable[[str], bool] | None:
     return None
 
 
+def _bucket_of(selector: SignalFilter) -> tuple[str, bool, Callable[[str], bool] | None] | None:
+    """Where the window index keeps the signals a glob can match: (key, exact name?, matcher or None).
+
+    A literal name is its own bucket; a glob whose text before the first wildcard holds a dot uses
+    the bucket of that dotted prefix (``error.db.*`` -> ``"error.db."``) and still checks each name,
+    unless the glob is exactly the prefix followed by ``*``. Other selectors have no bucket.
+    """
+    if isinstance(selector, GlobPattern):
+        pattern = selector.pattern
+    elif isinstance(selector, str):
+        pattern = compile_pattern(selector).pattern
+    else:
+        return None
+    prefix = literal_prefix(pattern)
+    if prefix == pattern:
+        return pattern, True, None
+    dot = prefix.rfind(".")
+    if dot < 0:
+        return None
+    key = prefix[: dot + 1]
+    return key, False, None if pattern == key + "*" else compile_pattern(pattern).matches
+
+
 class SignalSource(Protocol):
     """Something whose signals a sink's queries include (every coordinator sharing the sink)."""
 
@@ -79,7 +112,13 @@ class SignalSink:
     signals of the operations of every coordinator sharing the sink, so each signal appears once.
 
     ``emit`` is synchronous, cheap and safe to call from any thread. Subscribers are called
-    synchronously, in order, on the emitting thread; one that raises is logged and skipped.
+    synchronously, in order, on the emitting thread; one that raises is logged and skipped. Events are
+    stamped with the sink's monotonic clock; their ``timestamp`` datetime is derived when read.
+
+    Queries on a literal name or on a glob with a literal dotted prefix (``error.*``, ``a.b.*``) use
+    an index by name and prefix, so their cost follows the matches rather than the window; ``detect``
+    stops at the first match. The index is brought up to date by the queries themselves, so ``emit``
+    pays nothing for it.
 
     Args:
         max_capacity: The most signals the sink keeps (oldest go first).
@@ -111,6 +150,11 @@ class SignalSink:
         self._retract_subscribers = EventHook[SignalRetractedEvent]("retraction subscriber")
         self._sources: list[weakref.ref[SignalSource]] = []
         self._lock = threading.Lock()
+        self._index = WindowIndex(self._time)
+        self._handlers: tuple[Callable[[SignalEvent[Any]], object], ...] = ()
+        # True while a thread runs the subscribers on the fast path; a nested or concurrent emit then
+        # goes through EventHook.fire, which bounds nesting per thread.
+        self._firing = False
 
     # -- emitting -----------------------------------------------------------------------------
 
@@ -121,24 +165,93 @@ class SignalSink:
             signal: A signal name, or a ready ``SignalEvent`` (then ``key`` is ignored).
             key: An optional correlation key.
         """
-        entry: _Entry
-        if signal.__class__ is str:
-            entry = (signal, next(_ids), key, self._clock(), None)
-        elif isinstance(signal, SignalEvent):
-            entry = (signal.signal, signal.operation_id, signal.key, self._clock(), signal)
+        # The hot path of the whole library: kept flat on purpose (no helper calls), see benchmarks/.
+        handlers = self._handlers
+        if signal.__class__ is not str:
+            self._emit_other(signal, key)
+            return
+        if not handlers:
+            self._window.append((signal, next(_ids), key, self._clock(), None))  # one statement: see _remove
+            return
+        event = _tuple_new(SignalEvent, (signal, next(_ids), key, self._clock(), self._time, None, None))
+        self._window.append(event)
+        if self._firing:  # nested (a subscriber emitting) or another thread firing: the guarded path
+            self._subscribers.fire(event)
+            return
+        self._firing = True
+        try:
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception:
+                    self._handler_failed(handler)
+        finally:
+            self._firing = False
+
+    def _fire(self, event: SignalEvent[Any]) -> None:
+        """Run the subscribers (as ``emit`` does inline)."""
+        handlers = self._handlers
+        if not handlers:
+            return
+        if self._firing:
+            self._subscribers.fire(event)
+            return
+        self._firing = True
+        try:
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception:
+                    self._handler_failed(handler)
+        finally:
+            self._firing = False
+
+    def _handler_failed(self, handler: Callable[[SignalEvent[Any]], object]) -> None:
+        self._subscribers.errors += 1
+        _log.exception("%s: handler %r failed", self._subscribers.label, handler)
+
+    def _emit_other(self, signal: object, key: str | None) -> None:
+        if isinstance(signal, SignalEvent):
+            self._store_event(signal, self._clock())
         elif isinstance(signal, str):  # a str subclass, such as a str-valued Enum member: store the plain name
-            entry = (str.__str__(signal), next(_ids), key, self._clock(), None)
+            self.emit(str.__str__(signal), key)
         else:
             raise TypeError(f"signal must be a str or a SignalEvent, got {signal!r}")
-        self._window.append(entry)
-        if self._subscribers.handlers:
-            self._subscribers.fire(self._event(entry))
+
+    def _store_event(self, event: SignalEvent[Any], reading: float) -> None:
+        """Store a ready event with ``reading`` (it ages from then) and tell the subscribers."""
+        self._window.append((event.signal, next(_ids), event.key, reading, event))
+        self._fire(event)
+
+    def _emit_built(self, event: SignalEvent[Any]) -> None:
+        """Store an event from ``make_event`` with a fresh id (it is its own entry) and tell the subscribers."""
+        self._window.append(event)
+        self._fire(event)
+
+    def make_event(
+        self,
+        signal: str,
+        key: str | None = None,
+        *,
+        operation_id: int | None = None,
+        propagation: SignalPropagation | None = None,
+        payload: Any = None,
+    ) -> SignalEvent[Any]:
+        """A new event stamped now by this sink's clock (its datetime is derived when read); not emitted."""
+        fields = (signal, next(_ids) if operation_id is None else operation_id, key, self._clock(), self._time)
+        return _tuple_new(SignalEvent, (*fields, propagation, payload))
 
     def emit_caused(self, signal: str, cause: SignalEvent[Any] | None, key: str | None = None) -> SignalEvent[Any]:
         """Emit ``signal`` as a consequence of ``cause``, recording the causal chain."""
-        event = caused_event(signal, cause, operation_id=next(_ids), key=key, timestamp=self.now())
-        assert event is not None  # only constraints refuse
-        self.emit(event)
+        propagation = (
+            cause.propagation.extend(signal)
+            if cause is not None and cause.propagation is not None
+            else SignalPropagation((cause.signal, signal))
+            if cause is not None
+            else None
+        )
+        event = self.make_event(signal, key, propagation=propagation)
+        self._emit_built(event)
         return event
 
     def restore(self, event: SignalEvent[Any]) -> bool:
@@ -154,19 +267,23 @@ class SignalSink:
         reading = self._time.to_reading(event.timestamp)
         if reading < self._clock() - self._max_age:
             return False
-        self._window.append((event.signal, event.operation_id, event.key, reading, event))
-        if self._subscribers.handlers:
-            self._subscribers.fire(event)
+        self._store_event(event, reading)
         return True
 
     def publish(self, event: SignalEvent[Any]) -> None:
         """Tell the subscribers about a signal stored elsewhere (an operation's); the window is untouched."""
-        if self._subscribers.handlers:
-            self._subscribers.fire(event)
+        self._fire(event)
 
     def subscribe(self, handler: Callable[[SignalEvent[Any]], object]) -> Subscription:
         """Call ``handler(event)`` for every signal emitted on or through this sink from now on."""
-        return self._subscribers.connect(handler)
+        connected = self._subscribers.connect(handler)
+        self._handlers = self._subscribers.handlers
+
+        def remove() -> None:
+            connected.close()
+            self._handlers = self._subscribers.handlers
+
+        return Subscription(remove)
 
     def subscribe_retracted(self, handler: Callable[[SignalRetractedEvent], object]) -> Subscription:
         """Call ``handler(event)`` whenever a signal is retracted from this sink."""
@@ -177,7 +294,7 @@ class SignalSink:
         """How many times a subscriber raised (each was logged and skipped)."""
         return self._subscribers.errors + self._retract_subscribers.errors
 
-    # -- retracting ---------------------------------------------------------------------------
+    # -- retracting and clearing ----------------------------------------------------------------
 
     def retract(self, signal: str, key: str | None = None) -> int:
         """Remove every stored signal named ``signal`` (with ``key``, when given); return how many."""
@@ -188,32 +305,110 @@ class SignalSink:
         glob = compile_pattern(pattern)
         return self._retract(lambda e: glob.matches(e[0]), pattern)
 
-    def clear(self) -> int:
-        """Remove every stored signal, without notifying retraction subscribers; return how many were live."""
-        with self._lock:
-            cutoff = self._clock() - self._max_age
-            removed = sum(1 for entry in tuple(self._window) if entry[3] >= cutoff)
-            self._window.clear()
-        return removed
-
     def _retract(self, predicate: Callable[[_Entry], bool], pattern: str | None) -> int:
-        with self._lock:
-            cutoff = self._clock() - self._max_age
-            doomed = [entry for entry in tuple(self._window) if predicate(entry)]
-            for entry in doomed:
-                try:
-                    self._window.remove(entry)
-                except ValueError:  # pushed out by a concurrent emit meanwhile
-                    pass
-        # Expired signals are removed too, but they were already invisible: they are not reported.
-        doomed = [entry for entry in doomed if entry[3] >= cutoff]
+        doomed = self._remove(predicate)
         if doomed and self._retract_subscribers.handlers:
             stamp = self.now()
-            for name, op_id, key, _, _ in doomed:
+            for entry in doomed:
                 self._retract_subscribers.fire(
-                    SignalRetractedEvent(name, op_id, key, stamp, pattern is not None, pattern)
+                    SignalRetractedEvent(entry[0], operation_of(entry), entry[2], stamp, pattern is not None, pattern)
                 )
         return len(doomed)
+
+    def _retract_operation(self, signal: str, operation_id: int) -> int:
+        """Remove ``signal`` as emitted by ``operation_id`` (silently); return how many."""
+        return len(self._remove(lambda e: e[0] == signal and operation_of(e) == operation_id))
+
+    def clear(self) -> int:
+        """Remove every stored signal; return how many were live (expired leftovers are not counted).
+
+        When that is more than 0, subscribers receive ``sink.cleared`` with the count as key. It is
+        published, not stored, so the window is empty afterwards. Retraction subscribers are not told.
+        """
+        removed = len(self._remove(None))
+        if removed:
+            self.publish(self.make_event("sink.cleared", str(removed)))
+        return removed
+
+    def clear_matching(self, predicate: Callable[[SignalEvent[Any]], bool]) -> int:
+        """Remove the stored signals for which ``predicate(event)`` is true; return how many were live.
+
+        Silent: no signal is emitted and retraction subscribers are not told.
+        """
+        if not callable(predicate):
+            raise TypeError(f"predicate must be callable, got {predicate!r}")
+        return len(self._remove(lambda e: bool(predicate(as_event(e, self._time)))))
+
+    def clear_pattern(self, pattern: str) -> int:
+        """Remove the stored signals whose name matches the glob ``pattern``; return how many were live.
+
+        When that is more than 0, subscribers receive ``sink.cleared.pattern`` with key
+        ``"<pattern>:<count>"`` (published, not stored). Retraction subscribers are not told.
+        """
+        glob = compile_pattern(pattern)
+        removed = len(self._remove(lambda e: glob.matches(e[0])))
+        if removed:
+            self.publish(self.make_event("sink.cleared.pattern", f"{pattern}:{removed}"))
+        return removed
+
+    def clear_key(self, key: str) -> int:
+        """Remove the stored signals with correlation key ``key``; return how many were live (silent)."""
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a str, got {key!r}")
+        if not key:
+            raise ValueError("key must be a non-empty string")
+        return len(self._remove(lambda e: e[2] == key))
+
+    def clear_operation(self, operation_id: int) -> int:
+        """Remove the stored signals of operation ``operation_id``; return how many were live (silent)."""
+        check_int(operation_id, "operation_id", minimum=-(2**63))
+        return len(self._remove(lambda e: operation_of(e) == operation_id))
+
+    def clear_older_than(self, age: float | timedelta) -> int:
+        """Remove the stored signals emitted more than ``age`` ago; return how many were live (silent)."""
+        limit = self._clock() - to_seconds(age, "age", allow_zero=True)
+        return len(self._remove(lambda e: e[3] < limit))
+
+    def clear_oldest(self, count: int) -> int:
+        """Remove the ``count`` oldest live signals; return how many were removed (silent; 0 when count <= 0)."""
+        check_int(count, "count", minimum=-(2**63))
+        if count <= 0:
+            return 0
+        cutoff = self._clock() - self._max_age
+        oldest = {id(e) for e in itertools.islice((e for e in tuple(self._window) if e[3] >= cutoff), count)}
+        return len(self._remove(lambda e: id(e) in oldest))
+
+    def _remove(self, predicate: Callable[[_Entry], bool] | None) -> list[_Entry]:
+        """Remove the entries ``predicate`` selects (all when None); return those that were live.
+
+        The window is rebuilt and swapped in, rather than edited in place, so a removal costs one pass
+        whatever it removes. ``emit`` appends without a lock, so entries appended to the old window
+        while this runs are carried over to the new one.
+        """
+        with self._lock:
+            old = self._window
+            snapshot = tuple(old)
+            if predicate is None:
+                doomed, kept = list(snapshot), list[_Entry]()
+            else:
+                doomed, kept = [], []
+                for entry in snapshot:
+                    (doomed if predicate(entry) else kept).append(entry)
+            if not doomed:
+                return []
+            fresh: deque[_Entry] = deque(kept, maxlen=old.maxlen)
+            self._window = fresh
+            last = snapshot[-1] if snapshot else None
+            late = []
+            for entry in reversed(tuple(old)):  # appended meanwhile: newer than the snapshot's last
+                if entry is last:
+                    break
+                late.append(entry)
+            fresh.extend(reversed(late))
+            self._index.invalidate()
+            cutoff = self._clock() - self._max_age
+        # Expired signals are removed too, but they were already invisible: they are not reported.
+        return [entry for entry in doomed if entry[3] >= cutoff]
 
     # -- the shared view ----------------------------------------------------------------------
 
@@ -241,29 +436,42 @@ class SignalSink:
         return [s.coordinator_id for s in self._live_sources() if s.coordinator_id is not None]
 
     def _live_entries(self, within: float | None = None) -> list[_Entry]:
-        now = self._clock()
-        cutoff = now - (self._max_age if within is None else min(within, self._max_age))
+        cutoff = self._cutoff(within)
         return [entry for entry in tuple(self._window) if entry[3] >= cutoff]
 
-    def _event(self, entry: _Entry) -> SignalEvent[Any]:
-        if entry[4] is not None:
-            return entry[4]
-        return SignalEvent(entry[0], entry[1], entry[2], self._time.to_datetime(entry[3]))
+    def _cutoff(self, within: float | None) -> float:
+        return self._clock() - (self._max_age if within is None else min(within, self._max_age))
 
-    def _iter(self, selector: SignalFilter, within: float | None) -> Iterator[SignalEvent[Any]]:
+    def _own(self, selector: SignalFilter, within: float | None) -> Iterable[SignalEvent[Any]]:
+        """The sink's own live signals matching ``selector``, oldest first."""
+        cutoff = self._cutoff(within)
+        bucket = _bucket_of(selector)
+        if bucket is not None:
+            key, exact, match = bucket
+            items = self._index.items(self._window, key, exact)
+            if match is None:
+                return [item if item.__class__ is SignalEvent else item[4] for item in items if item[3] >= cutoff]
+            return [
+                item if item.__class__ is SignalEvent else item[4]
+                for item in items
+                if item[3] >= cutoff and match(item[0])
+            ]
         names = _name_matcher(selector)
-        predicate = None if names is not None else _as_predicate(selector)
-        for entry in self._live_entries(within):
-            if names is not None:
-                if names(entry[0]):
-                    yield self._event(entry)
-                continue
-            event = self._event(entry)
-            if predicate is None or predicate(event):
-                yield event
+        if names is not None:
+            return [
+                as_event(entry, self._time) for entry in tuple(self._window) if entry[3] >= cutoff and names(entry[0])
+            ]
+        predicate = _as_predicate(selector)
+        events = [as_event(entry, self._time) for entry in tuple(self._window) if entry[3] >= cutoff]
+        return events if predicate is None else [event for event in events if predicate(event)]
+
+    def _from_sources(self, selector: SignalFilter, within: float | None) -> Iterator[SignalEvent[Any]]:
+        """The live signals of the coordinators sharing the sink that match ``selector``."""
         sources = self._live_sources() if self._sources else ()
         if not sources:
             return
+        names = _name_matcher(selector)
+        predicate = None if names is not None else _as_predicate(selector)
         since = None if within is None else self.now() - timedelta(seconds=within)
         for source in sources:
             for event in source.iter_signal_events():
@@ -273,6 +481,10 @@ class SignalSink:
                     names is None and (predicate is None or predicate(event))
                 ):
                     yield event
+
+    def _iter(self, selector: SignalFilter, within: float | None) -> Iterator[SignalEvent[Any]]:
+        yield from self._own(selector, within)
+        yield from self._from_sources(selector, within)
 
     def sense(
         self, selector: SignalFilter = None, *, within: float | timedelta | None = None
@@ -286,15 +498,54 @@ class SignalSink:
         Returns:
             The sink's own signals, oldest first, then those of the coordinators sharing it.
         """
-        return list(self._iter(selector, None if within is None else to_seconds(within, "within")))
+        seconds = None if within is None else to_seconds(within, "within")
+        found = self._own(selector, seconds)
+        events = found if found.__class__ is list else list(found)
+        if self._sources:
+            events.extend(self._from_sources(selector, seconds))
+        return events
 
     def detect(self, selector: SignalFilter) -> bool:
-        """Whether any live signal matches ``selector``."""
-        return next(iter(self._iter(selector, None)), None) is not None
+        """Whether any live signal matches ``selector``.
+
+        Stops at the first match, newest first; a literal name or a glob with a literal dotted prefix
+        looks only at the signals under that name or prefix.
+        """
+        cutoff = self._cutoff(None)
+        bucket = _bucket_of(selector)
+        if bucket is not None:
+            key, exact, match = bucket
+            if match is None:
+                found = self._index.any_newest_first(self._window, key, exact, lambda item: item[3] >= cutoff)
+            else:
+                found = self._index.any_newest_first(
+                    self._window, key, exact, lambda item: item[3] >= cutoff and match(item[0])
+                )
+        else:
+            names = _name_matcher(selector)
+            if names is not None or selector is None:
+                found = self._any_entry(lambda e: e[3] >= cutoff and (names is None or names(e[0])))
+            else:
+                predicate = _as_predicate(selector)
+                found = any(
+                    e[3] >= cutoff and (predicate is None or predicate(as_event(e, self._time)))
+                    for e in reversed(tuple(self._window))
+                )
+        return found or next(self._from_sources(selector, None), None) is not None
+
+    def _any_entry(self, accept: Callable[[_Entry], bool]) -> bool:
+        """Whether ``accept`` holds for a window entry, newest first, without copying the window."""
+        window = self._window
+        try:
+            return any(accept(entry) for entry in reversed(window))
+        except RuntimeError:  # an emit from another thread changed the window meanwhile: use a copy
+            return any(accept(entry) for entry in reversed(tuple(window)))
 
     def count(self, selector: SignalFilter = None, *, within: float | timedelta | None = None) -> int:
         """How many live signals match ``selector`` (all of them when None)."""
-        return sum(1 for _ in self._iter(selector, None if within is None else to_seconds(within, "within")))
+        seconds = None if within is None else to_seconds(within, "within")
+        own = self._own(selector, seconds)
+        return len(own) + sum(1 for _ in self._from_sources(selector, seconds))  # type: ignore[arg-type]
 
     def get_op_signals(self, operation_id: int, selector: SignalFilter = None) -> list[SignalEvent[Any]]:
         """The live signals of one operation."""
