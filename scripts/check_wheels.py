@@ -14,7 +14,7 @@ import sys
 import zipfile
 from pathlib import Path, PurePosixPath
 
-NAMESPACES = ("ephemeral", "ephemeral/atoms", "ephemeral/patterns", "ephemeral/sqlite")
+NAMESPACES = ("ephemeral", "ephemeral/atoms", "ephemeral/patterns", "ephemeral/signals", "ephemeral/sqlite")
 
 
 def leaf_of(path: PurePosixPath) -> str | None:

@@ -47,6 +47,7 @@ PINNED: dict[str, tuple[str, ...]] = {
     "ephemeral.atoms.retry": ("ATTEMPT_STATE", "RetryAtom"),
     "ephemeral.atoms.slidingcache": ("SlidingCacheAtom", "SlidingCacheStats"),
     "ephemeral.patterns.persistentwindow": ("PersistentSignalWindow", "WindowStats"),
+    "ephemeral.signals.postgres": ("BridgeStats", "PostgresSignalBridge"),
     "ephemeral.sqlite.singlewriter": (
         "SqlParams",
         "SqliteConnection",
@@ -143,7 +144,7 @@ def test_core_layers_do_not_overlap() -> None:
 
 def test_namespaces_above_the_leaves_ship_no_init() -> None:
     """``ephemeral`` and its groups stay PEP 420 namespaces, so distributions install side by side."""
-    for namespace in ("ephemeral", "ephemeral.atoms", "ephemeral.patterns", "ephemeral.sqlite"):
+    for namespace in ("ephemeral", "ephemeral.atoms", "ephemeral.patterns", "ephemeral.signals", "ephemeral.sqlite"):
         assert getattr(importlib.import_module(namespace), "__file__", None) is None, namespace
 
 

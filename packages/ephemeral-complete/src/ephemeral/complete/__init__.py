@@ -144,6 +144,7 @@ from ephemeral.core import (
     SignalDispatcher as SignalDispatcher,
     SignalEvent as SignalEvent,
     SignalFilter as SignalFilter,
+    SignalKey as SignalKey,
     SignalPropagation as SignalPropagation,
     SignalRetractedEvent as SignalRetractedEvent,
     SignalRouter as SignalRouter,
@@ -242,6 +243,10 @@ from ephemeral.patterns.telemetry import (
     TelemetrySignalHandler as TelemetrySignalHandler,
     parse_metric as parse_metric,
 )
+from ephemeral.signals.postgres import (
+    BridgeStats as BridgeStats,
+    PostgresSignalBridge as PostgresSignalBridge,
+)
 from ephemeral.sqlite.singlewriter import (
     SqlParams as SqlParams,
     SqliteConnection as SqliteConnection,
@@ -266,6 +271,7 @@ __all__ = (
     "BatchingAtom",
     "BatchingStats",
     "BlockReason",
+    "BridgeStats",
     "CacheStats",
     "CircuitOpenException",
     "ContributorResult",
@@ -341,6 +347,7 @@ __all__ = (
     "PipelineResult",
     "PipelineStage",
     "PostgresDataStorageAtom",
+    "PostgresSignalBridge",
     "PostgresTaskStore",
     "PriorityKeyedWorkCoordinator",
     "PriorityLane",
@@ -376,6 +383,7 @@ __all__ = (
     "SignalEvent",
     "SignalFilter",
     "SignalHistory",
+    "SignalKey",
     "SignalLogContext",
     "SignalLogPayload",
     "SignalLogWatcher",

@@ -1,0 +1,636 @@
+"""PostgresSignalBridge: one signal window across processes, through a PostgreSQL table and LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
+
+import anyio
+import anyio.to_thread
+import psycopg
+from anyio.abc import TaskGroup
+from psycopg.conninfo import conninfo_to_dict
+
+from ephemeral.core import PatternSet, SignalEvent, SignalRetractedEvent, SignalSink, Subscription
+from ephemeral.core.lowlevel import (
+    BackoffPolicy,
+    BoundedMap,
+    LoopBinding,
+    TaskGroupOwner,
+    Wakeup,
+    check_int,
+    loop_clock,
+    next_id,
+    to_seconds,
+)
+from ephemeral.core.sql import derived_identifier, quote_identifier, validate_identifier
+
+__all__ = ("BridgeStats", "PostgresSignalBridge")
+
+_log = logging.getLogger("ephemeral.signals.postgres")
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+#: One outgoing row: (seq, kind, signal, key, operation id, timestamp, payload JSON or None).
+_Row = tuple[int, str, str, "str | None", int, datetime, "str | None"]
+
+#: Events being restored from the table or emitted by a bridge itself, by id(): no bridge publishes them.
+#: Shared by every bridge in the process, so a second bridge on the same sink never re-publishes them.
+_UNPUBLISHED: dict[int, SignalEvent[Any]] = {}
+#: Set on the thread that applies a remote retraction: no bridge publishes the retractions it causes.
+_applying = threading.local()
+
+_RECONNECT = BackoffPolicy(0.05, max_delay=2.0)
+
+
+class BridgeStats(NamedTuple):
+    """What a bridge has carried: ``bridge.stats()``.
+
+    Attributes:
+        sent: Signals and retractions written to the table.
+        received: Signals and retractions from other nodes applied to the local sink.
+        dropped: Outgoing signals refused because ``max_queue`` were waiting (the queue was full).
+        refused: Outgoing signals whose payload is not JSON-serialisable (never sent).
+        queued: Outgoing signals waiting to be written now.
+        lag: Seconds between the last received signal's original timestamp and its arrival here
+            (0.0 before the first).
+        connected: Whether both of the bridge's connections are up.
+    """
+
+    sent: int
+    received: int
+    dropped: int
+    refused: int
+    queued: int
+    lag: float
+    connected: bool
+
+
+def _to_json(payload: Any) -> str:
+    """A payload as JSON text: dataclasses and pydantic models as their fields; TypeError when impossible."""
+
+    def default(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)
+        dump = getattr(value, "model_dump", None)
+        if callable(dump):
+            return dump(mode="json")
+        if isinstance(value, (set, frozenset)):
+            return sorted(value)
+        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+    text = json.dumps(payload, default=default, separators=(",", ":"))
+    if "\\u0000" in text:
+        raise TypeError("it contains NUL (\\u0000), which PostgreSQL JSONB cannot store")
+    return text
+
+
+def _default_node_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _patterns(value: object, name: str) -> PatternSet:
+    if isinstance(value, PatternSet):
+        return value
+    if isinstance(value, str) or (
+        isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(p, str) for p in value)
+    ):
+        try:
+            return PatternSet(value)
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+    raise TypeError(f"{name} must be a glob str, a sequence of globs or a PatternSet, got {value!r}")
+
+
+class PostgresSignalBridge(TaskGroupOwner):
+    """Carries a sink's signals to every process on the same PostgreSQL table, and theirs to it.
+
+    Signals emitted on ``sink`` whose names match ``publish`` are queued by a cheap synchronous sink
+    subscriber (any thread) and written by a background task in batches: one transaction per batch
+    (``executemany``, then ``NOTIFY``). Every bridge LISTENs on the channel; a notification only wakes
+    its reader, which reads the rows newer than the last one it saw (and the ids it found missing, see
+    below) and adds the other nodes' signals matching ``subscribe`` to ``sink`` with ``sink.restore``:
+    same name, key, operation id and original timestamp (so they age from when they were emitted), JSON
+    payload decoded. ``bridge.origin_of(event)`` tells which node a received signal came from. Local
+    retractions (``sink.retract``) are written too and applied on the other nodes.
+
+    No loops: a node skips its own rows, and a signal or retraction received from the table is never
+    published again, by this bridge or any other bridge on the same sink.
+
+    Row ids are a sequence, and concurrent writers commit out of order: a reader that has seen id 12 may
+    later see id 11 commit. The reader remembers the ids it skipped and looks for them again for
+    ``gap_grace`` seconds, so such rows are delivered late rather than lost.
+
+    Entry creates the table when missing, connects, LISTENs and backfills the last ``window`` seconds (the
+    same code path as any later read) before the block starts; it raises ``ConnectionError`` when the server
+    cannot be reached for ``connect_timeout``. While running, an outage leaves local signals working:
+    outgoing signals wait in a queue of at most ``max_queue`` (beyond it they are counted as ``dropped`` and
+    ``bridge.dropped`` is emitted once per overflow), the bridge reconnects with backoff, writes what waited
+    (exactly once: rows carry ``(node_id, seq)``, unique), re-LISTENs and reads what it missed. Rows older
+    than ``window`` are deleted in the background, at most ``cleanup_batch`` per statement.
+
+    The bridge uses two dedicated connections (psycopg's async API runs only on asyncio, so the
+    sync API runs in worker threads; waiting for notifications uses ``anyio.wait_readable`` on the
+    LISTEN connection's socket, so an idle bridge holds no thread). Their ``application_name`` is
+    ``application_name``.
+
+    Args:
+        sink: The local signal window.
+        conninfo: A libpq connection string or ``postgresql://`` URL.
+        publish: Which local signals go out: a glob, globs, or a ``PatternSet``.
+        subscribe: Which remote signals come in.
+        table: The table (created when missing); validated as a plain SQL identifier and quoted.
+        channel: The LISTEN/NOTIFY channel; the table's name when None.
+        window: How far back entry backfills and how long rows stay (seconds or a timedelta).
+        node_id: This node's name in the table; unique per bridge by default (host:pid:random).
+        max_queue: The most outgoing signals waiting while the database is slow or unreachable.
+        batch_size: The most rows written in one transaction.
+        gap_grace: How long a skipped row id is looked for again (seconds or a timedelta).
+        poll_interval: The longest the reader waits without a notification before reading anyway.
+        cleanup_interval: How often old rows are deleted; ``window / 4`` (at most 30 s) when None.
+        cleanup_batch: The most rows one delete statement removes.
+        connect_timeout: How long entry waits for the server (seconds or a timedelta).
+        application_name: The connections' ``application_name``; ``ephemeral-signals`` when None.
+
+    Raises:
+        TypeError, ValueError: An argument is invalid (before any connection).
+    """
+
+    def __init__(
+        self,
+        sink: SignalSink,
+        conninfo: str,
+        *,
+        publish: str | PatternSet | tuple[str, ...] | list[str] = "*",
+        subscribe: str | PatternSet | tuple[str, ...] | list[str] = "*",
+        table: str = "ephemeral_signals",
+        channel: str | None = None,
+        window: float | timedelta = 60.0,
+        node_id: str | None = None,
+        max_queue: int = 100_000,
+        batch_size: int = 1000,
+        gap_grace: float | timedelta = 10.0,
+        poll_interval: float | timedelta = 1.0,
+        cleanup_interval: float | timedelta | None = None,
+        cleanup_batch: int = 1000,
+        connect_timeout: float | timedelta = 10.0,
+        application_name: str | None = None,
+    ) -> None:
+        if not isinstance(sink, SignalSink):
+            raise TypeError(f"sink must be a SignalSink, got {sink!r}")
+        if not isinstance(conninfo, str):
+            raise TypeError(f"conninfo must be a str (a libpq connection string or URL), got {conninfo!r}")
+        try:
+            conninfo_to_dict(conninfo)
+        except psycopg.ProgrammingError as error:
+            raise ValueError(f"conninfo is not a valid libpq connection string or URL: {error}") from None
+        if not conninfo.strip():
+            raise ValueError("conninfo must not be empty: give a libpq connection string or a postgresql:// URL")
+        self._publish = _patterns(publish, "publish")
+        self._subscribe = _patterns(subscribe, "subscribe")
+        self._table = validate_identifier(table, "table")
+        self._channel = validate_identifier(table if channel is None else channel, "channel")
+        self._window = to_seconds(window, "window")
+        if node_id is None:
+            node_id = _default_node_id()
+        elif not isinstance(node_id, str):
+            raise TypeError(f"node_id must be a str or None, got {node_id!r}")
+        elif not node_id.strip() or "\x00" in node_id:
+            raise ValueError(f"node_id must be a non-blank str without NUL, got {node_id!r}")
+        self._node_id = node_id
+        self._max_queue = check_int(max_queue, "max_queue")
+        self._batch_size = check_int(batch_size, "batch_size")
+        self._gap_grace = to_seconds(gap_grace, "gap_grace")
+        self._poll_interval = to_seconds(poll_interval, "poll_interval")
+        self._cleanup_interval = (
+            min(self._window / 4, 30.0)
+            if cleanup_interval is None
+            else to_seconds(cleanup_interval, "cleanup_interval")
+        )
+        self._cleanup_batch = check_int(cleanup_batch, "cleanup_batch")
+        self._connect_timeout = to_seconds(connect_timeout, "connect_timeout")
+        if application_name is None:
+            application_name = "ephemeral-signals"
+        elif not isinstance(application_name, str):
+            raise TypeError(f"application_name must be a str or None, got {application_name!r}")
+        self._application_name = application_name
+        self._sink = sink
+        self._conninfo = conninfo
+
+        qualified = quote_identifier(self._table, "table")
+        self._quoted_channel = quote_identifier(self._channel, "channel")
+        index = quote_identifier(derived_identifier("idx_", self._table, "_ts"), "index name")
+        unique = quote_identifier(derived_identifier("uq_", self._table, "_node_seq"), "constraint name")
+        self._create_sql = (
+            f"CREATE TABLE IF NOT EXISTS {qualified} (id BIGSERIAL PRIMARY KEY, node_id TEXT NOT NULL, "
+            "seq BIGINT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('emit', 'retract')), signal TEXT NOT NULL, "
+            "key TEXT, operation_id BIGINT NOT NULL, ts TIMESTAMPTZ NOT NULL, payload JSONB, "
+            f"CONSTRAINT {unique} UNIQUE (node_id, seq))"
+        )
+        self._index_sql = f"CREATE INDEX IF NOT EXISTS {index} ON {qualified} (ts)"
+        self._insert_sql = (
+            f"INSERT INTO {qualified} (node_id, seq, kind, signal, key, operation_id, ts, payload) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (node_id, seq) DO NOTHING"
+        )
+        self._notify_sql = f"NOTIFY {self._quoted_channel}"
+        self._listen_sql = f"LISTEN {self._quoted_channel}"
+        self._start_sql = (
+            f"SELECT coalesce((SELECT min(id) - 1 FROM {qualified} WHERE ts > now() - %s * interval '1 second'), "
+            f"(SELECT max(id) FROM {qualified}), 0)"
+        )
+        self._read_sql = (
+            f"SELECT id, node_id, kind, signal, key, operation_id, ts, payload::text FROM {qualified} "
+            "WHERE (id > %s OR id = ANY(%s)) ORDER BY id LIMIT %s"
+        )
+        self._cleanup_sql = (
+            f"DELETE FROM {qualified} WHERE id IN (SELECT id FROM {qualified} "
+            "WHERE ts < now() - %s * interval '1 second' ORDER BY ts LIMIT %s FOR UPDATE SKIP LOCKED)"
+        )
+        self._libpq_timeout = max(2, math.ceil(self._connect_timeout))
+
+        # Outgoing: filled by the sink subscribers on any thread (deque appends are atomic). Rows are
+        # numbered with next_id() (unique within the process and across its restarts), so a batch written
+        # again after a lost commit is stored once.
+        self._queue: deque[_Row] = deque()
+        self._dropped = itertools.count()
+        self._dropped_total = 0
+        self._overflowing = False
+        self._refused = 0
+        self._refused_names: set[str] = set()
+        self._sent = 0
+        self._received = 0
+        self._lag = 0.0
+        # The origin node of received events (by the event: equal events share it), for ``origin_of``.
+        self._origins: BoundedMap[SignalEvent[Any], str] = BoundedMap(100_000)
+        self._origins_lock = threading.Lock()
+        # Reading.
+        self._last_id = 0
+        self._gaps: dict[int, float] = {}  # missing id -> loop clock reading after which it is given up
+        self._notified = False
+        self._down = {"writer": True, "reader": True}
+        self._announced_connected: bool | None = None
+        self._ready: anyio.Event | None = None
+        self._drained = anyio.Event()
+        self._wakeup: Wakeup | None = None
+        self._binding: LoopBinding | None = None
+        self._clock: Callable[[], float] = loop_clock()
+        self._subscriptions: list[Subscription] = []
+        self._closing = False
+        self._inflight: list[_Row] = []  # the batch being written (kept until it is written)
+        self._last_error = "none"
+
+    # -- public view ------------------------------------------------------------------------------
+
+    @property
+    def node_id(self) -> str:
+        """This node's name in the table."""
+        return self._node_id
+
+    @property
+    def table(self) -> str:
+        """The table's name (unquoted)."""
+        return self._table
+
+    @property
+    def channel(self) -> str:
+        """The LISTEN/NOTIFY channel (unquoted)."""
+        return self._channel
+
+    @property
+    def sink(self) -> SignalSink:
+        """The local signal window the bridge feeds and reads."""
+        return self._sink
+
+    def origin_of(self, event: SignalEvent[Any]) -> str | None:
+        """The node a received signal came from; None for a local signal (or one received long ago)."""
+        with self._origins_lock:
+            return self._origins.get(event)
+
+    def stats(self) -> BridgeStats:
+        """What the bridge has carried, now."""
+        dropped = self._dropped_total
+        return BridgeStats(
+            sent=self._sent,
+            received=self._received,
+            dropped=dropped,
+            refused=self._refused,
+            queued=len(self._queue),
+            lag=self._lag,
+            connected=not any(self._down.values()),
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def _on_enter(self, tg: TaskGroup) -> None:
+        self._binding = LoopBinding()
+        self._clock = loop_clock()
+        self._wakeup = Wakeup(self._clock)
+        self._ready = anyio.Event()
+        self._drained = anyio.Event()
+        self._subscriptions = [
+            self._sink.subscribe(self._on_signal),
+            self._sink.subscribe_retracted(self._on_retracted),
+        ]
+        with anyio.move_on_after(self._connect_timeout):
+            await anyio.to_thread.run_sync(self._create_schema)
+        if self._down["writer"]:
+            raise ConnectionError(
+                f"PostgreSQL was not reachable within connect_timeout={self._connect_timeout:g}s "
+                f"(last error: {self._last_error})"
+            )
+        tg.start_soon(self._writer)
+        tg.start_soon(self._reader)
+        with anyio.move_on_after(self._connect_timeout):
+            await self._ready.wait()
+        if not self._ready.is_set():
+            raise ConnectionError(
+                f"the bridge could not LISTEN and backfill within connect_timeout={self._connect_timeout:g}s "
+                f"(last error: {self._last_error})"
+            )
+
+    async def _on_clean_exit(self) -> None:
+        """Write what is queued (while the database answers, for at most ``connect_timeout``)."""
+        self._closing = True
+        for subscription in self._subscriptions:
+            subscription.close()
+        self._wake_writer()
+        with anyio.move_on_after(self._connect_timeout):
+            await self._drained.wait()
+
+    def _on_close(self) -> None:
+        self._closing = True
+        for subscription in self._subscriptions:
+            subscription.close()
+
+    # -- outgoing ------------------------------------------------------------------------------------
+
+    def _on_signal(self, event: SignalEvent[Any]) -> None:
+        """Queue a local signal for writing (a sink subscriber: any thread, kept cheap)."""
+        if id(event) in _UNPUBLISHED or not self._publish.matches(event.signal):
+            return
+        payload = event.payload
+        text = None
+        if payload is not None:
+            try:
+                text = _to_json(payload)
+            except (TypeError, ValueError) as error:
+                self._refuse(event.signal, payload, error)
+                return
+        self._enqueue((next_id(), "emit", event.signal, event.key, event.operation_id, event.timestamp, text))
+
+    def _on_retracted(self, event: SignalRetractedEvent) -> None:
+        if getattr(_applying, "active", False) or not self._publish.matches(event.signal):
+            return
+        self._enqueue((next_id(), "retract", event.signal, event.key, event.operation_id, event.timestamp, None))
+
+    def _enqueue(self, row: _Row) -> None:
+        queue = self._queue
+        if self._closing:
+            return
+        if len(queue) >= self._max_queue:
+            self._dropped_total = next(self._dropped) + 1
+            if not self._overflowing:
+                self._overflowing = True
+                _log.warning("%d outgoing signals are waiting; new ones are dropped until some are written", len(queue))
+                self._emit_own("bridge.dropped")
+            return
+        queue.append(row)
+        if len(queue) == 1:
+            self._wake_writer()
+
+    def _refuse(self, name: str, payload: object, error: BaseException) -> None:
+        self._refused += 1
+        if name not in self._refused_names:
+            self._refused_names.add(name)
+            _log.error(
+                "signal %r is not published: its payload (%s) cannot be carried as JSON: %s "
+                "(reported once per signal name; counted in stats().refused)",
+                name,
+                type(payload).__name__,
+                error,
+            )
+
+    def _wake_writer(self) -> None:
+        wakeup, binding = self._wakeup, self._binding
+        if wakeup is None or binding is None:
+            return
+        if binding.on_loop_thread:
+            wakeup.wake()
+        elif wakeup.waiting:  # an emit from a thread the loop itself waits on must not block
+            binding.call(wakeup.wake)
+
+    def _emit_own(self, name: str) -> None:
+        """Emit one of the bridge's own signals on the local sink; it is never published."""
+        event: SignalEvent[Any] = SignalEvent(name, next_id(), self._node_id, self._sink.now())
+        _UNPUBLISHED[id(event)] = event
+        try:
+            self._sink.emit(event)
+        finally:
+            del _UNPUBLISHED[id(event)]
+
+    def _set_down(self, which: str, down: bool, error: BaseException | None = None) -> None:
+        if error is not None:
+            self._last_error = f"{type(error).__name__}: {str(error).strip()}"
+        self._down[which] = down
+        connected = not any(self._down.values())
+        if connected and self._announced_connected is not True:
+            self._announced_connected = True
+            self._emit_own("bridge.connected")
+        elif down and self._announced_connected is True:
+            self._announced_connected = False
+            _log.warning("lost the connection to PostgreSQL (%s); reconnecting", self._last_error)
+            self._emit_own("bridge.disconnected")
+
+    def _connect(self, autocommit: bool) -> Connection:
+        return psycopg.connect(
+            self._conninfo,
+            autocommit=autocommit,
+            connect_timeout=self._libpq_timeout,
+            application_name=self._application_name,
+        )
+
+    def _create_schema(self) -> None:
+        try:
+            with self._connect(autocommit=True) as conn:
+                conn.execute(self._create_sql)
+                conn.execute(self._index_sql)
+            self._down["writer"] = False
+        except psycopg.errors.UniqueViolation:  # two nodes created it at once
+            self._down["writer"] = False
+        except psycopg.OperationalError as error:
+            self._last_error = f"{type(error).__name__}: {str(error).strip()}"
+
+    async def _writer(self) -> None:
+        """Write queued rows in batches; reconnect after failures; delete old rows now and then."""
+        assert self._wakeup is not None
+        wakeup = self._wakeup
+        conn: Connection | None = None
+        attempt = 0
+        next_cleanup = self._clock()
+        self._inflight = []
+        try:
+            while True:
+                try:
+                    if conn is None or conn.closed:
+                        conn = await anyio.to_thread.run_sync(self._connect, False)
+                        attempt = 0
+                        self._set_down("writer", False)
+                    if not self._inflight:
+                        queue, batch = self._queue, self._inflight
+                        while queue and len(batch) < self._batch_size:
+                            batch.append(queue.popleft())
+                        if len(queue) < self._max_queue:
+                            self._overflowing = False
+                    if self._inflight:
+                        await anyio.to_thread.run_sync(self._write, conn, self._inflight)
+                        self._sent += len(self._inflight)
+                        self._inflight = []
+                        continue
+                    if self._closing:
+                        self._drained.set()  # nothing queued or in flight any more
+                    if self._clock() >= next_cleanup:
+                        await anyio.to_thread.run_sync(self._cleanup, conn)
+                        next_cleanup = self._clock() + self._cleanup_interval
+                    await wakeup.wait(next_cleanup, ready=lambda: bool(self._queue))
+                except psycopg.Error as error:
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                    self._set_down("writer", True, error)
+                    attempt += 1
+                    await anyio.sleep(_RECONNECT.delay(attempt))
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _write(self, conn: Connection, rows: list[_Row]) -> None:
+        node = self._node_id
+        with conn.transaction():
+            with conn.cursor() as cursor:
+                cursor.executemany(self._insert_sql, [(node, *row) for row in rows])
+            conn.execute(self._notify_sql)
+
+    def _cleanup(self, conn: Connection) -> None:
+        for _ in range(10):  # bounded work per pass
+            with conn.transaction():
+                deleted = conn.execute(self._cleanup_sql, (self._window, self._cleanup_batch)).rowcount
+            if deleted < self._cleanup_batch:
+                return
+
+    # -- incoming ------------------------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        """LISTEN, read new rows whenever notified (or every ``poll_interval``); reconnect after failures."""
+        assert self._ready is not None
+        conn: Connection | None = None
+        attempt = 0
+        try:
+            while True:
+                try:
+                    if conn is None or conn.closed:
+                        conn = await anyio.to_thread.run_sync(self._connect_listener)
+                        attempt = 0
+                    self._notified = False
+                    rows = await anyio.to_thread.run_sync(self._read, conn)
+                    self._apply(rows)
+                    if len(rows) >= self._batch_size:
+                        continue  # more to read
+                    if not self._ready.is_set():
+                        self._ready.set()
+                    self._set_down("reader", False)
+                    if self._notified:
+                        continue
+                    with anyio.move_on_after(self._poll_interval):
+                        while not self._drain_notifies(conn):
+                            await anyio.wait_readable(conn.pgconn.socket)
+                except psycopg.Error as error:
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                    self._set_down("reader", True, error)
+                    attempt += 1
+                    await anyio.sleep(_RECONNECT.delay(attempt))
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _connect_listener(self) -> Connection:
+        conn = self._connect(autocommit=True)
+        try:
+            conn.add_notify_handler(self._on_notify)
+            conn.execute(self._listen_sql)
+            if self._last_id == 0:
+                row = conn.execute(self._start_sql, (self._window,)).fetchone()
+                self._last_id = int(row[0]) if row is not None else 0
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _on_notify(self, _: psycopg.Notify) -> None:
+        self._notified = True
+
+    def _drain_notifies(self, conn: Connection) -> bool:
+        """Read what the socket holds; whether a notification came (raises when the connection is gone)."""
+        pgconn = conn.pgconn
+        pgconn.consume_input()
+        if pgconn.status != psycopg.pq.ConnStatus.OK:
+            raise psycopg.OperationalError("the LISTEN connection was closed")
+        while pgconn.notifies() is not None:
+            self._notified = True
+        return self._notified
+
+    def _read(self, conn: Connection) -> list[tuple[Any, ...]]:
+        now = self._clock()
+        gaps = self._gaps
+        for missing in [i for i, until in gaps.items() if until <= now]:
+            del gaps[missing]
+        return conn.execute(self._read_sql, (self._last_id, list(gaps), self._batch_size)).fetchall()
+
+    def _apply(self, rows: list[tuple[Any, ...]]) -> None:
+        """Track the ids seen and missing, then apply the other nodes' rows to the sink."""
+        sink, node, subscribe = self._sink, self._node_id, self._subscribe
+        gaps, last = self._gaps, self._last_id
+        until = self._clock() + self._gap_grace
+        for row_id, row_node, kind, name, key, operation_id, ts, payload in rows:
+            if row_id > last:
+                if row_id > last + 1 and len(gaps) < 100_000:
+                    for missing in range(last + 1, min(row_id, last + 1 + 10_000)):
+                        gaps[missing] = until
+                last = row_id
+            else:
+                gaps.pop(row_id, None)
+            if row_node == node or not subscribe.matches(name):
+                continue
+            if kind == "retract":
+                _applying.active = True
+                try:
+                    sink.retract(name, key)
+                finally:
+                    _applying.active = False
+                self._received += 1
+                continue
+            ts = ts.astimezone(timezone.utc)
+            event: SignalEvent[Any] = SignalEvent(
+                name, operation_id, key, ts, None, None if payload is None else json.loads(payload)
+            )
+            with self._origins_lock:
+                self._origins.put(event, row_node)
+            _UNPUBLISHED[id(event)] = event
+            try:
+                sink.restore(event)
+            finally:
+                del _UNPUBLISHED[id(event)]
+            self._received += 1
+            self._lag = max((sink.now() - ts).total_seconds(), 0.0)
+        self._last_id = last
