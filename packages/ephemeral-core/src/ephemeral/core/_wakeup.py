@@ -36,8 +36,9 @@ def sleep_time(seconds: float) -> float:
 def time_until(deadline: float, now: float) -> float:
     """How long to sleep, from clock reading ``now``, to wake just past clock reading ``deadline``.
 
-    A microsecond past the deadline, in whole microseconds: a loop woken by this sleep always finds
-    ``now >= deadline`` on the same clock.
+    A microsecond past the deadline, in whole microseconds: a loop woken by this sleep finds its
+    deadline passed on the same clock (at worst, within floating-point error, one more microsecond's
+    sleep settles it: a loop never spins without time moving).
     """
     return round(max(deadline - now, 0.0) + _RESOLUTION, 6)
 

@@ -17,7 +17,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
-from ephemeral.core.lowlevel import AtomBase, BackoffPolicy, check_int, newest_retry_hint
+from ephemeral.core.lowlevel import AtomBase, BackoffPolicy, check_int, newest_retry_hint, sleep
 
 __all__ = ("ATTEMPT_STATE", "RetryAtom")
 
@@ -146,7 +146,7 @@ class RetryAtom(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
             attempt += 1
             self._retries += 1
             operation.emit(f"retry.attempt:{attempt}")
-            await anyio.sleep(delay)  # whole microseconds (the policy rounds), as virtual clocks need
+            await sleep(delay)  # ends on a whole microsecond of the loop's clock, as virtual clocks need
             # The timer may have fired just before a cancel (asyncio then resumes this task before
             # delivering the cancellation): no attempt starts once the atom was cancelled.
             await anyio.lowlevel.checkpoint_if_cancelled()
