@@ -12,7 +12,8 @@ from a signal in the window the coordinators share.
   are not attempted (the order fails fast) and a health probe raises `backpressure.payments`, which holds new
   orders in the queue (none dropped). When a probe succeeds and the failures have aged out, the probe
   retracts the signal and the held orders flow again.
-- A signal job escalates the first failure of an outage into one incident (`incident.created`).
+- A signal job escalates the opened circuit into an incident (`incident.created`) and resolves it when the
+  provider has recovered (`incident.resolved`).
 
 Run it with `python -m nox -s demo` (or `python examples/demo.py` with the packages installed). On a terminal
 it draws a live view; otherwise (or with --plain) it prints one line per reaction and a count each second.
@@ -33,6 +34,7 @@ import anyio
 
 from ephemeral.atoms.data import DataStorageConfig
 from ephemeral.atoms.data_sqlite import SqliteDataStorageAtom
+from ephemeral.attributes import EphemeralSignalJobRunner, ephemeral_job
 from ephemeral.core import (
     EphemeralOptions,
     EphemeralWorkCoordinator,
@@ -88,6 +90,21 @@ def _matches(name: str, pattern: str) -> bool:
     return name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
 
 
+class IncidentJobs:
+    """Signal jobs: an opened circuit escalates an incident; a recovered provider resolves it."""
+
+    def __init__(self) -> None:
+        self.open_incidents = 0
+
+    @ephemeral_job("circuit.opened", emit_on_complete=["incident.created"])
+    async def escalate(self, event: SignalEvent[Any]) -> None:
+        self.open_incidents += 1  # a real job would page someone here
+
+    @ephemeral_job("provider.recovered", emit_on_complete=["incident.resolved"])
+    async def resolve(self, event: SignalEvent[Any]) -> None:
+        self.open_incidents -= 1
+
+
 class PaymentProvider:
     """A dependency that fails during the outage window."""
 
@@ -113,6 +130,7 @@ async def run(plain: bool) -> int:
     payments_log.propagate = False  # the records become signals; keep them off the terminal
     breaker = SignalBasedCircuitBreaker(failure_signal=FAILURES, threshold=5, window_size=2.0)
     receipts_sent: list[int] = []
+    incidents = IncidentJobs()
     outcomes = {"paid": 0, "failed": 0, "failed fast": 0}
 
     async def send_receipt(order: Order) -> None:
@@ -146,14 +164,16 @@ async def run(plain: bool) -> int:
                 storage.enqueue_save(f"order-{order.number}", "paid")
                 await receipts.enqueue(order)
 
-            async with SignalDrivenBackpressure.create(place, sink, max_concurrency=4, max_defer=30.0) as orders:
+            async with (
+                EphemeralSignalJobRunner(sink, [incidents]),
+                SignalDrivenBackpressure.create(place, sink, max_concurrency=4, max_defer=30.0) as orders,
+            ):
                 coordinators = {"orders": orders, "receipts": receipts}
                 retracted = anyio.Event()
 
                 async def health_probe() -> None:
                     """Every 250 ms: raise backpressure while the circuit is open, retract it once healthy."""
                     raised = False
-                    incident_open = False
                     was_open = False
                     while True:
                         await anyio.sleep(0.25)
@@ -164,17 +184,11 @@ async def run(plain: bool) -> int:
                         if is_open and not raised:
                             sink.emit("backpressure.payments", key="circuit open")
                             raised = True
-                        if is_open and not incident_open:
-                            sink.emit("incident.created", key="payments outage")
-                            incident_open = True
                         if raised and not is_open and provider.healthy():
                             sink.retract("backpressure.payments")
                             retracted.set()
                             sink.emit("provider.recovered", key="probe succeeded")
                             raised = False
-                        if incident_open and not is_open and provider.healthy():
-                            sink.emit("incident.resolved", key="payments outage")
-                            incident_open = False
 
                 async def take_orders() -> None:
                     number = 0
@@ -193,6 +207,7 @@ async def run(plain: bool) -> int:
                     tg.cancel_scope.cancel()
             # Leaving the blocks drained every coordinator and stored every accepted write.
         stored = await count_rows(storage_path)
+        print(f"\nincidents still open: {incidents.open_incidents}")
         return summary(story, {"orders": orders, "receipts": receipts}, outcomes, receipts_sent, stored)
 
 
@@ -316,7 +331,8 @@ A shop takes orders for about 12 seconds; its payment provider fails from 3.0 s 
 Two coordinators (orders: at most 4 at once; receipts: 2) share one signal window. A failed charge is
 logged; the logging bridge turns the record into a signal; a circuit breaker counts those signals; a
 health probe raises backpressure while the circuit is open, so new orders wait instead of failing, and
-retracts it once the provider answers again. A SQLite storage atom keeps one record per order.
+retracts it once the provider answers again; a signal job turns the opened circuit into an incident.
+A SQLite storage atom keeps one record per order.
 """
 
 

@@ -47,7 +47,8 @@ def test_the_demo_tells_its_story_and_accounts_for_every_item() -> None:
         [sys.executable, str(ROOT / "examples/demo.py"), "--plain"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for reaction in ("log.error.payments.chargefailed", "circuit.opened", "backpressure.payments", "circuit.closed"):
+    reactions = ("log.error.payments.chargefailed", "circuit.opened", "backpressure.payments", "incident.created")
+    for reaction in (*reactions, "circuit.closed", "incident.resolved", "incidents still open: 0"):
         assert reaction in result.stdout
     assert "retracted backpressure.payments" in result.stdout
     assert result.stdout.rstrip().endswith("all accounted for")
