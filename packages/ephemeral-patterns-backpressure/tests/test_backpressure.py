@@ -341,7 +341,9 @@ async def test_property_holds_order_limit_and_accounting(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(deadline=st.floats(0.0, 12.0), signal_at=st.floats(0.0, 3.0))
+@given(
+    deadline=st.integers(0, 12000).map(lambda ms: ms / 1000), signal_at=st.integers(0, 3000).map(lambda ms: ms / 1000)
+)
 async def test_outer_cancel_at_a_random_deadline(deadline: float, signal_at: float) -> None:
     """An outer cancel scope firing at any moment (mid-hold included): nothing starts after it, all counted."""
     sink = virtual_sink()

@@ -238,7 +238,7 @@ async def test_property_steps_bounds_no_cancel_and_accounting(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(deadline=st.floats(0.0, 8.0), scale_at=st.floats(0.0, 3.0))
+@given(deadline=st.integers(0, 8000).map(lambda ms: ms / 1000), scale_at=st.integers(0, 3000).map(lambda ms: ms / 1000))
 async def test_outer_cancel_at_a_random_deadline(deadline: float, scale_at: float) -> None:
     """An outer cancel scope firing at any moment (around a scale-up): every item is counted, none left running."""
     sink = virtual_sink()
