@@ -109,7 +109,7 @@ class SignalDrivenBackpressure(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]
 
     async def _run(self, item: T) -> None:
         # The coordinator only starts an item under a live backpressure signal once max_defer has run out.
-        if self._sink.detect(self._defer_on) and not (self._resume_on and self._sink.detect(self._resume_on)):
+        if self.is_backpressured:
             live = self._sink.sense(self._defer_on)
             if live:
                 first = (live[0].signal, live[0].operation_id)
