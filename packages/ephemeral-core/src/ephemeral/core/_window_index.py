@@ -98,28 +98,20 @@ class WindowIndex:
         # Rebuild now and then, so buckets of names that never come back do not keep dead items.
         if self._stale or self._added > 2 * len(window) + 256:
             self._reset()
-        last, fresh = self._last, []
         try:
-            for entry in reversed(window):
-                if entry is last:
-                    break
-                fresh.append(entry)
-            else:
-                if last is not None:  # the last indexed entry left the window: start again
-                    self._reset()
-        except RuntimeError:  # an emit from another thread changed the window: use a copy
-            return self._catch_up_from(tuple(window))
-        self._index(fresh)
-        return None
+            self._catch_up_from(window)
+        except RuntimeError:  # an emit from another thread changed the window meanwhile: use a copy
+            self._catch_up_from(tuple(window))
 
-    def _catch_up_from(self, snapshot: tuple[Entry, ...]) -> None:
+    def _catch_up_from(self, entries: deque[Entry] | tuple[Entry, ...]) -> None:
+        """Index the entries after the last indexed one (all of them when it left the window)."""
         last, fresh = self._last, []
-        for entry in reversed(snapshot):
+        for entry in reversed(entries):
             if entry is last:
                 break
             fresh.append(entry)
         else:
-            if last is not None:
+            if last is not None:  # the last indexed entry left the window: start again
                 self._reset()
         self._index(fresh)
 
