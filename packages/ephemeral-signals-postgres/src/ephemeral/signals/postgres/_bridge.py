@@ -10,6 +10,7 @@ import math
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -41,8 +42,11 @@ __all__ = ("BridgeStats", "PostgresSignalBridge")
 _log = logging.getLogger("ephemeral.signals.postgres")
 
 Connection = psycopg.Connection[tuple[Any, ...]]
-#: One outgoing row: (seq, kind, signal, key, operation id, timestamp, payload JSON or None).
-_Row = tuple[int, str, str, "str | None", int, datetime, "str | None"]
+#: One outgoing row: (seq, kind, the event or the retraction, payload JSON or None). The event's fields
+#: are read by the writer, off the emitting path.
+_Row = tuple[int, str, "SignalEvent[Any] | SignalRetractedEvent", "str | None"]
+#: The most signal names whose ``publish`` verdict is remembered (the cache starts again when full).
+_VERDICTS = 4096
 
 #: Events being restored from the table or emitted by a bridge itself, by id(): no bridge publishes them.
 #: Shared by every bridge in the process, so a second bridge on the same sink never re-publishes them.
@@ -197,6 +201,8 @@ class PostgresSignalBridge(TaskGroupOwner):
         if not conninfo.strip():
             raise ValueError("conninfo must not be empty: give a libpq connection string or a postgresql:// URL")
         self._publish = _patterns(publish, "publish")
+        self._publish_all = self._publish.patterns == ("*",)
+        self._verdicts: dict[str, bool] = {}
         self._subscribe = _patterns(subscribe, "subscribe")
         self._table = validate_identifier(table, "table")
         self._channel = validate_identifier(table if channel is None else channel, "channel")
@@ -240,7 +246,8 @@ class PostgresSignalBridge(TaskGroupOwner):
         self._index_sql = f"CREATE INDEX IF NOT EXISTS {index} ON {qualified} (ts)"
         self._insert_sql = (
             f"INSERT INTO {qualified} (node_id, seq, kind, signal, key, operation_id, ts, payload) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (node_id, seq) DO NOTHING"
+            "SELECT %s, * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], "
+            "%s::timestamptz[], %s::jsonb[]) ON CONFLICT (node_id, seq) DO NOTHING"
         )
         self._notify_sql = f"NOTIFY {self._quoted_channel}"
         self._listen_sql = f"LISTEN {self._quoted_channel}"
@@ -249,7 +256,8 @@ class PostgresSignalBridge(TaskGroupOwner):
             f"(SELECT max(id) FROM {qualified}), 0)"
         )
         self._read_sql = (
-            f"SELECT id, node_id, kind, signal, key, operation_id, ts, payload::text FROM {qualified} "
+            "SELECT id, node_id, kind, signal, key, operation_id, ts, "
+            f"CASE WHEN node_id = %s THEN NULL ELSE payload::text END FROM {qualified} "
             "WHERE (id > %s OR id = ANY(%s)) ORDER BY id LIMIT %s"
         )
         self._cleanup_sql = (
@@ -258,11 +266,12 @@ class PostgresSignalBridge(TaskGroupOwner):
         )
         self._libpq_timeout = max(2, math.ceil(self._connect_timeout))
 
-        # Outgoing: filled by the sink subscribers on any thread (deque appends are atomic). Rows are
-        # numbered with next_id() (unique within the process and across its restarts), so a batch written
-        # again after a lost commit is stored once.
+        # Outgoing: filled by the sink subscribers on any thread.
         self._queue: deque[_Row] = deque()
         self._dropped = itertools.count()
+        # Row numbers: unique per node_id, also across restarts (they start at the microseconds since the
+        # epoch), so a batch written again after a lost commit is stored once.
+        self._seq = itertools.count(time.time_ns() // 1000)
         self._dropped_total = 0
         self._overflowing = False
         self._refused = 0
@@ -275,6 +284,7 @@ class PostgresSignalBridge(TaskGroupOwner):
         self._origins_lock = threading.Lock()
         # Reading.
         self._last_id = 0
+        self._rows_read = 0
         self._gaps: dict[int, float] = {}  # missing id -> loop clock reading after which it is given up
         self._notified = False
         self._down = {"writer": True, "reader": True}
@@ -350,13 +360,15 @@ class PostgresSignalBridge(TaskGroupOwner):
             )
         tg.start_soon(self._writer)
         tg.start_soon(self._reader)
-        with anyio.move_on_after(self._connect_timeout):
-            await self._ready.wait()
-        if not self._ready.is_set():
-            raise ConnectionError(
-                f"the bridge could not LISTEN and backfill within connect_timeout={self._connect_timeout:g}s "
-                f"(last error: {self._last_error})"
-            )
+        while not self._ready.is_set():  # a long backfill may take longer, while it makes progress
+            progress = self._rows_read
+            with anyio.move_on_after(self._connect_timeout):
+                await self._ready.wait()
+            if not self._ready.is_set() and self._rows_read == progress:
+                raise ConnectionError(
+                    f"the bridge could not LISTEN and backfill within connect_timeout={self._connect_timeout:g}s "
+                    f"(last error: {self._last_error})"
+                )
 
     async def _on_clean_exit(self) -> None:
         """Write what is queued (while the database answers, for at most ``connect_timeout``)."""
@@ -374,39 +386,56 @@ class PostgresSignalBridge(TaskGroupOwner):
 
     # -- outgoing ------------------------------------------------------------------------------------
 
+    def _publishes(self, name: str) -> bool:
+        """Whether ``name`` matches ``publish`` (remembered per name)."""
+        verdicts = self._verdicts
+        verdict = verdicts.get(name)
+        if verdict is None:
+            if len(verdicts) >= _VERDICTS:
+                verdicts.clear()
+            verdict = verdicts[name] = self._publish.matches(name)
+        return verdict
+
     def _on_signal(self, event: SignalEvent[Any]) -> None:
         """Queue a local signal for writing (a sink subscriber: any thread, kept cheap)."""
-        if id(event) in _UNPUBLISHED or not self._publish.matches(event.signal):
+        if id(event) in _UNPUBLISHED or not (self._publish_all or self._publishes(event.signal)):
             return
-        payload = event.payload
         text = None
-        if payload is not None:
+        if event.payload is not None:
             try:
-                text = _to_json(payload)
+                text = _to_json(event.payload)
             except (TypeError, ValueError) as error:
-                self._refuse(event.signal, payload, error)
+                self._refuse(event.signal, event.payload, error)
                 return
-        self._enqueue((next_id(), "emit", event.signal, event.key, event.operation_id, event.timestamp, text))
-
-    def _on_retracted(self, event: SignalRetractedEvent) -> None:
-        if getattr(_applying, "active", False) or not self._publish.matches(event.signal):
-            return
-        self._enqueue((next_id(), "retract", event.signal, event.key, event.operation_id, event.timestamp, None))
-
-    def _enqueue(self, row: _Row) -> None:
         queue = self._queue
-        if self._closing:
+        if len(queue) >= self._max_queue or self._closing:
+            self._overflow()
             return
-        if len(queue) >= self._max_queue:
-            self._dropped_total = next(self._dropped) + 1
-            if not self._overflowing:
-                self._overflowing = True
-                _log.warning("%d outgoing signals are waiting; new ones are dropped until some are written", len(queue))
-                self._emit_own("bridge.dropped")
-            return
-        queue.append(row)
+        queue.append((next(self._seq), "emit", event, text))  # deque appends are atomic: no lock
         if len(queue) == 1:
             self._wake_writer()
+
+    def _on_retracted(self, event: SignalRetractedEvent) -> None:
+        if getattr(_applying, "active", False) or not self._publishes(event.signal):
+            return
+        queue = self._queue
+        if len(queue) >= self._max_queue or self._closing:
+            self._overflow()
+            return
+        queue.append((next(self._seq), "retract", event, None))
+        if len(queue) == 1:
+            self._wake_writer()
+
+    def _overflow(self) -> None:
+        if self._closing:
+            return
+        self._dropped_total = next(self._dropped) + 1
+        if not self._overflowing:
+            self._overflowing = True
+            _log.warning(
+                "%d outgoing signals are waiting; new ones are dropped until some are written", len(self._queue)
+            )
+            self._emit_own("bridge.dropped")
 
     def _refuse(self, name: str, payload: object, error: BaseException) -> None:
         self._refused += 1
@@ -514,10 +543,18 @@ class PostgresSignalBridge(TaskGroupOwner):
                 conn.close()
 
     def _write(self, conn: Connection, rows: list[_Row]) -> None:
-        node = self._node_id
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        seqs, kinds, names, keys, operations, stamps, payloads = columns
+        for seq, kind, event, text in rows:
+            seqs.append(seq)
+            kinds.append(kind)
+            names.append(event.signal)
+            keys.append(event.key)
+            operations.append(event.operation_id)
+            stamps.append(event.timestamp)
+            payloads.append(text)
         with conn.transaction():
-            with conn.cursor() as cursor:
-                cursor.executemany(self._insert_sql, [(node, *row) for row in rows])
+            conn.execute(self._insert_sql, (self._node_id, *columns))
             conn.execute(self._notify_sql)
 
     def _cleanup(self, conn: Connection) -> None:
@@ -542,6 +579,7 @@ class PostgresSignalBridge(TaskGroupOwner):
                         attempt = 0
                     self._notified = False
                     rows = await anyio.to_thread.run_sync(self._read, conn)
+                    self._rows_read += len(rows)
                     self._apply(rows)
                     if len(rows) >= self._batch_size:
                         continue  # more to read
@@ -595,13 +633,14 @@ class PostgresSignalBridge(TaskGroupOwner):
         gaps = self._gaps
         for missing in [i for i, until in gaps.items() if until <= now]:
             del gaps[missing]
-        return conn.execute(self._read_sql, (self._last_id, list(gaps), self._batch_size)).fetchall()
+        return conn.execute(self._read_sql, (self._node_id, self._last_id, list(gaps), self._batch_size)).fetchall()
 
     def _apply(self, rows: list[tuple[Any, ...]]) -> None:
         """Track the ids seen and missing, then apply the other nodes' rows to the sink."""
         sink, node, subscribe = self._sink, self._node_id, self._subscribe
         gaps, last = self._gaps, self._last_id
         until = self._clock() + self._gap_grace
+        newest: datetime | None = None
         for row_id, row_node, kind, name, key, operation_id, ts, payload in rows:
             if row_id > last:
                 if row_id > last + 1 and len(gaps) < 100_000:
@@ -632,5 +671,7 @@ class PostgresSignalBridge(TaskGroupOwner):
             finally:
                 del _UNPUBLISHED[id(event)]
             self._received += 1
-            self._lag = max((sink.now() - ts).total_seconds(), 0.0)
+            newest = ts
         self._last_id = last
+        if newest is not None:
+            self._lag = max((sink.now() - newest).total_seconds(), 0.0)
