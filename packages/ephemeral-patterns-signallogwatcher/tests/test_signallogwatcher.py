@@ -111,8 +111,33 @@ async def test_broad_pattern_never_feeds_its_own_errors_back() -> None:
         await anyio.sleep(1)
         sink.emit("watcher.error:Foreign")  # someone else's error signal is delivered
     assert calls == ["a", "b", "watcher.error:Foreign"]
-    assert [e.signal for e in sink.sense("watcher.error:ValueError")] == ["watcher.error:ValueError"] * 3
+    # Failing on a watcher.error signal is counted and logged, not signalled again (see the next test).
+    assert [e.signal for e in sink.sense("watcher.error:ValueError")] == ["watcher.error:ValueError"] * 2
     assert watcher.error_count == 3
+
+
+async def test_two_failing_broad_watchers_do_not_feed_each_other() -> None:
+    """Each watcher's error signal matches the other's pattern: failing on it must not signal again."""
+    sink = virtual_sink()
+    seen: list[str] = []
+    sink.subscribe(lambda event: seen.append(event.signal))
+
+    calls = 0
+
+    def on_match(event: SignalEvent[Any]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 50:  # bounded, so that a ping-pong ends (and fails the test) instead of hanging it
+            raise RuntimeError(event.signal)
+
+    async with (
+        SignalLogWatcher(sink, on_match=on_match, pattern="*") as first,
+        SignalLogWatcher(sink, on_match=on_match, pattern="*") as second,
+    ):
+        sink.emit("error.db")
+        await anyio.sleep(1)
+    assert seen == ["error.db", "watcher.error:RuntimeError", "watcher.error:RuntimeError"]
+    assert (first.error_count, second.error_count) == (2, 2)
 
 
 async def test_signals_of_coordinators_sharing_the_sink() -> None:

@@ -29,6 +29,7 @@ from ephemeral.core.lowlevel import (
 __all__ = ("SignalLogWatcher",)
 
 _log = logging.getLogger("ephemeral.patterns.signallogwatcher")
+_ERROR = "watcher.error"
 
 #: What ``on_match`` may be: a plain function or a coroutine function, given the matching event.
 OnMatch = Callable[[SignalEvent[Any]], "Awaitable[object] | object"]
@@ -86,7 +87,8 @@ class SignalLogWatcher(TaskGroupOwner):
     When ``on_match`` raises, the watcher emits ``watcher.error:{ExceptionType}`` on the sink (key: the
     pattern, caused by the matching signal), logs the exception and carries on with the next signal.
     The watcher never hands its own ``watcher.error`` signals to ``on_match``, so a broad pattern cannot
-    make it loop.
+    make it loop; an ``on_match`` that raises on a ``watcher.error`` signal (another watcher's) is logged
+    and counted but not signalled again, so two failing watchers cannot feed each other.
 
     Leaving the block unsubscribes and then finishes the signals already queued; leaving it with an
     exception (or a cancellation) drops them instead, counted in ``dropped_count``. At most
@@ -233,7 +235,8 @@ class SignalLogWatcher(TaskGroupOwner):
         except Exception as error:
             self.error_count += 1
             _log.exception("on_match failed for %s", event.signal)
-            self._report(event, error)
+            if not event.signal.startswith(_ERROR):  # two failing watchers must not feed each other forever
+                self._report(event, error)
         except BaseException:
             self.dropped_count += 1  # interrupted by cancellation
             raise
