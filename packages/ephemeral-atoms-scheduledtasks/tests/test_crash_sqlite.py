@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -16,7 +17,7 @@ CHILD = Path(__file__).with_name("crash_child.py")
 
 
 def rows(db: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # `with conn` alone does not close it
         return conn.execute("SELECT name, status FROM ephemeral_tasks ORDER BY id").fetchall()
 
 

@@ -286,3 +286,60 @@ async def test_an_exception_in_the_block_propagates_unchanged() -> None:
         ):
             await anyio.sleep(90)
             raise KeyError("mine")
+
+
+async def test_latest_runs_one_occurrence_even_when_more_than_a_burst_were_missed() -> None:
+    """A 20-minute gap on an every-second schedule is 1,200 missed occurrences: "latest" still runs one."""
+    store = InMemoryTaskStore()
+    definition = ScheduledTaskDefinition("sec", "* * * * * *", "tick")
+    options = ScheduledTasksOptions(clock=virtual_clock(), misfire="latest")
+    first = Recorder()
+    async with DurableTaskAtom(first, store) as durable, ScheduledTasksAtom(durable, [definition], options):
+        await anyio.sleep(2.5)
+        await durable.wait_for_idle()
+    assert len(first.tasks) == 2
+    await anyio.sleep(20 * 60)  # down from 00:00:02.5 to 00:20:02.5
+    second = Recorder()
+    async with (
+        DurableTaskAtom(second, store, signals=second.sink) as durable,
+        ScheduledTasksAtom(durable, [definition], options),
+    ):
+        await anyio.sleep(0.1)  # less than a second: no occurrence is on time yet
+        await durable.wait_for_idle()
+        assert [task.scheduled_at for task in second.tasks] == [START + timedelta(minutes=20, seconds=2)]
+        assert len(second.named("schedule.missed:sec")) == 20 * 60 - 1
+
+
+async def test_the_durable_atom_must_be_entered_first() -> None:
+    async def handler(task: DurableTask) -> None:
+        pass
+
+    durable = DurableTaskAtom(handler)
+    definition = ScheduledTaskDefinition("m", "* * * * *", "tick")
+    with pytest.raises(RuntimeError, match="enter the DurableTaskAtom first"):
+        async with ScheduledTasksAtom(durable, [definition], ScheduledTasksOptions(clock=virtual_clock())):
+            await anyio.sleep(120)  # without the check every occurrence failed to store, logged, forever
+
+
+async def test_a_clock_jumping_back_fires_nothing_twice() -> None:
+    jump = timedelta()
+    base = virtual_clock()
+    recorder = Recorder()
+    definition = ScheduledTaskDefinition("m", "* * * * *", "tick")
+    options = ScheduledTasksOptions(clock=lambda: base() + jump, poll_interval=30)
+    async with (
+        DurableTaskAtom(recorder, signals=recorder.sink) as durable,
+        ScheduledTasksAtom(durable, [definition], options),
+    ):
+        await anyio.sleep(181)
+        await durable.wait_for_idle()
+        assert len(recorder.tasks) == 3
+        jump = -timedelta(hours=1)  # 00:03 reads as 23:03 the day before
+        await anyio.sleep(600)
+        await durable.wait_for_idle()
+        assert len(recorder.tasks) == 3  # 23:04 ... 23:13 are before what already ran
+        await anyio.sleep(3600)  # the clock passes 00:03 again
+        await durable.wait_for_idle()
+    times = [task.scheduled_at for task in recorder.tasks]
+    assert times == [START + timedelta(minutes=m) for m in range(1, len(times) + 1)]
+    assert len(times) == 13

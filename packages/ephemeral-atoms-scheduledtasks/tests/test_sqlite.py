@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,7 +24,7 @@ AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def rows(db: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # `with conn` alone does not close it
         return conn.execute("SELECT name, status FROM ephemeral_tasks ORDER BY id").fetchall()
 
 
@@ -92,7 +93,7 @@ async def test_failures_are_retried_then_marked_failed(tmp_path: Path) -> None:
         await atom.wait_for_idle()
     assert len(attempts) == 3
     assert attempts[2] - attempts[1] >= 0.1 - 0.01  # doubled delay
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # `with conn` alone does not close it
         assert conn.execute("SELECT status, attempt, error FROM ephemeral_tasks").fetchall() == [
             ("failed", 3, "ValueError: nope")
         ]

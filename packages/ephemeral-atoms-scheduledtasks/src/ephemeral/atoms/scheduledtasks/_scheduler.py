@@ -80,6 +80,7 @@ class ScheduledTasksAtom:
     Raises:
         TypeError: ``durable`` is not a ``DurableTaskAtom`` or a definition is not a ``ScheduledTaskDefinition``.
         ValueError: No definitions, or two with the same name.
+        RuntimeError: On entering, when ``durable`` has not been entered (is not running).
     """
 
     def __init__(
@@ -131,6 +132,11 @@ class ScheduledTasksAtom:
         return dict(self._next)
 
     async def __aenter__(self: _Self) -> _Self:
+        if not self._durable._open:
+            raise RuntimeError(
+                "enter the DurableTaskAtom first: `async with DurableTaskAtom(handler) as durable, "
+                "ScheduledTasksAtom(durable, definitions):`"
+            )
         clock = self.options.clock
         self._now = clock if clock is not None else TimeBase(loop_clock()).now
         self._tg = tg = await open_task_group()
@@ -184,13 +190,14 @@ class ScheduledTasksAtom:
             while occurrence <= horizon and len(due) < _BURST:
                 due.append(occurrence)
                 occurrence = definition.next_occurrence(occurrence)
-            self._next[name] = occurrence if occurrence > horizon else now
+            more = occurrence <= horizon  # the burst is full: later due occurrences wait for the next pass
+            self._next[name] = now if more else occurrence
             late = [o for o in due if now - o > self._grace]
             policy = self.options.misfire
             if policy == "catch_up" or not late:
                 missed: set[datetime] = set()
             elif policy == "latest":
-                missed = set(late) - {due[-1]}
+                missed = set(late) if more else set(late) - {due[-1]}  # the latest is in a later burst
             else:
                 missed = set(late)
             for at in due:
