@@ -65,8 +65,12 @@ def _with_siblings(package: str) -> list[str]:
 
 
 def _test_group(package: str) -> list[str]:
-    """The package's PEP 735 `test` dependency group."""
-    return list(nox.project.dependency_groups(PYPROJECTS[package], "test"))
+    """The package's PEP 735 `test` dependency group; sibling distributions in it come from their folders."""
+    group: list[str] = []
+    for requirement in nox.project.dependency_groups(PYPROJECTS[package], "test"):
+        name = canonicalize_name(Requirement(requirement).name)
+        group.extend(_with_siblings(name) if name in PYPROJECTS else [requirement])
+    return group
 
 
 def _all_packages() -> list[str]:

@@ -179,3 +179,19 @@ def test_bad_input_names_the_argument(kwargs: dict[str, Any], error: type[Except
     arguments: dict[str, Any] = {"sink": SignalSink(), "conninfo": "postgresql://postgres@127.0.0.1/test", **kwargs}
     with pytest.raises(error, match=match):
         PostgresSignalBridge(arguments.pop("sink"), arguments.pop("conninfo"), **arguments)
+
+
+@pytest.mark.real_time
+async def test_a_key_postgresql_cannot_hold_is_refused_without_blocking_the_queue(
+    postgres_dsn: str, table: str
+) -> None:
+    a, b = SignalSink(), SignalSink()
+    async with (
+        PostgresSignalBridge(a, postgres_dsn, table=table) as bridge,
+        PostgresSignalBridge(b, postgres_dsn, table=table),
+    ):
+        a.emit("odd.key", "nul\x00inside")
+        a.emit("after.odd")
+        await wait_for(lambda: b.detect("after.odd"))
+        assert not b.detect("odd.key")
+        assert bridge.stats().refused == 1

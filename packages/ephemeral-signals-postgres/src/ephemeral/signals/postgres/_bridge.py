@@ -378,6 +378,12 @@ class PostgresSignalBridge(TaskGroupOwner):
         self._wake_writer()
         with anyio.move_on_after(self._connect_timeout):
             await self._drained.wait()
+        if not self._drained.is_set():
+            _log.warning(
+                "left with %d outgoing signals unwritten: PostgreSQL did not take them within connect_timeout=%gs",
+                len(self._queue) + len(self._inflight),
+                self._connect_timeout,
+            )
 
     def _on_close(self) -> None:
         self._closing = True
@@ -405,7 +411,8 @@ class PostgresSignalBridge(TaskGroupOwner):
             try:
                 text = _to_json(event.payload)
             except (TypeError, ValueError) as error:
-                self._refuse(event.signal, event.payload, error)
+                reason = f"its payload ({type(event.payload).__name__}) cannot be carried as JSON: {error}"
+                self._refuse(event.signal, reason)
                 return
         queue = self._queue
         if len(queue) >= self._max_queue or self._closing:
@@ -437,16 +444,12 @@ class PostgresSignalBridge(TaskGroupOwner):
             )
             self._emit_own("bridge.dropped")
 
-    def _refuse(self, name: str, payload: object, error: BaseException) -> None:
+    def _refuse(self, name: str, reason: str) -> None:
         self._refused += 1
         if name not in self._refused_names:
             self._refused_names.add(name)
             _log.error(
-                "signal %r is not published: its payload (%s) cannot be carried as JSON: %s "
-                "(reported once per signal name; counted in stats().refused)",
-                name,
-                type(payload).__name__,
-                error,
+                "signal %r is not published: %s (reported once per name; counted in stats().refused)", name, reason
             )
 
     def _wake_writer(self) -> None:
@@ -546,6 +549,9 @@ class PostgresSignalBridge(TaskGroupOwner):
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
         seqs, kinds, names, keys, operations, stamps, payloads = columns
         for seq, kind, event, text in rows:
+            if "\x00" in event.signal or (event.key is not None and "\x00" in event.key):
+                self._refuse(event.signal, "its name or key contains NUL, which PostgreSQL text cannot hold")
+                continue
             seqs.append(seq)
             kinds.append(kind)
             names.append(event.signal)
