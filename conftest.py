@@ -31,24 +31,27 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
 
 
 def _virtual_time_loop() -> asyncio.AbstractEventLoop:
-    """A looptime loop whose timers fall on whole microseconds, the resolution of its clock.
+    """A looptime loop whose timers fall on the whole microseconds its clock can show.
 
-    looptime keeps time in whole microseconds. A timer between two of them (a deadline of 0.0123456789 s,
-    as random test deadlines and computed sleeps give) is never reached on Python 3.10, where the loop
-    compares the timer with its rounded clock: the loop spins forever. Rounding each timer up to the next
-    microsecond fires it at most 1 us late, which no test can tell, and at or after the deadline, so code
-    that compares the clock with its deadline on waking (anyio's cancel scopes do) sees it reached.
+    looptime keeps time in whole microseconds, and on Python 3.10 (looptime 0.7) a timer between two of
+    them (0.0123456789 s, as random test deadlines give) is never reached: the loop spins forever. Such a
+    timer moves up to the next microsecond. A deadline within a nanosecond past a tick (0.1 + 0.05 is
+    0.15000000000000002) already fires at that tick, so plain sleeps keep exact timings; but code that
+    compares the clock with its deadline on waking and re-arms the same deadline (anyio's cancel scopes
+    do) would spin there, so a timer re-armed at its tick moves to the next microsecond.
     """
     loop = looptime.new_event_loop()
     call_at = loop.call_at
 
-    def call_at_whole_microseconds(when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
+    def call_at_on_ticks(when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
         if math.isfinite(when):
-            micro = math.ceil(when * 1_000_000)
-            while micro / 1_000_000 < when:  # the float division may land just below the deadline
+            micro = math.floor(when * 1_000_000)
+            while micro / 1_000_000 + 1e-9 < when:
                 micro += 1
+            if micro / 1_000_000 < when and micro / 1_000_000 <= loop.time():
+                micro += 1  # re-armed at the tick: the clock cannot show this deadline before the next one
             when = micro / 1_000_000
         return call_at(when, callback, *args, context=context)
 
-    loop.call_at = call_at_whole_microseconds  # type: ignore[method-assign]
+    loop.call_at = call_at_on_ticks  # type: ignore[method-assign]
     return loop
