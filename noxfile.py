@@ -97,6 +97,7 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("python", "scripts/check_private_imports.py")
 
 
 @nox.session(python=PYTHONS[0])
