@@ -26,6 +26,7 @@ ALLOWED: frozenset[tuple[str, str, str]] = frozenset(
         ("ephemeral/core/_operation.py", "._sink", "_as_predicate"),
         ("ephemeral/core/_window.py", "._sink", "_as_predicate"),
         ("ephemeral/core/_aggregation.py", "._orchestration", "_count_arg"),
+        ("ephemeral/core/_sink.py", "._hooks", "_log"),
     }
 )
 

@@ -174,6 +174,7 @@ _INVALID: list[tuple[str, Any]] = [
     ("enable_operation_echo", None),
     ("enable_operation_echo", 0),
     ("enable_fair_scheduling", "false"),
+    ("emit_lifecycle_signals", "yes"),
     ("max_operation_lifetime", 0),
     ("max_operation_lifetime", -1),
     ("max_operation_lifetime", timedelta(seconds=-1)),

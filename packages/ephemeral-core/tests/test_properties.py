@@ -159,5 +159,5 @@ async def test_random_schedules_keep_every_item_accounted(
         assert c.is_drained
         assert not trace.interrupted
     # memory held is bounded by configuration, not by the amount of work
-    assert len(c._finished) <= window
+    assert len(c._window.finished) <= window
     assert len(c.get_echoes()) <= 4

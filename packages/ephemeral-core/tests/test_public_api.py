@@ -6,7 +6,7 @@ import ephemeral.core
 
 EXPECTED = {
     "ACKED_SIGNAL", "AtomStats", "BlockReason", "CacheStats", "ContributorResult", "ContributorTracker",
-    "CoordinatorClosedError", "CoordinatorMetrics", "DEFAULT_ACK_PATTERN", "DecayingReputationWindow",
+    "CoordinatorClosedError", "CoordinatorMetrics", "DEFAULT_ACK_PATTERN", "REFUSED", "DecayingReputationWindow",
     "DependencyCoordinator", "DependencyExecutionError", "DependencyResult", "EXPIRED_SIGNAL", "EarlyExitOptions",
     "EarlyExitResult", "EarlyExitResultCoordinator", "EphemeralKeyedWorkCoordinator", "EphemeralLruCache",
     "EphemeralLruCacheOptions",

@@ -35,6 +35,7 @@ from ._cache import (
     EphemeralLruCacheOptions as EphemeralLruCacheOptions,
 )
 from ._coordinator import (
+    REFUSED as REFUSED,
     CoordinatorClosedError as CoordinatorClosedError,
     CoordinatorMetrics as CoordinatorMetrics,
     EphemeralWorkCoordinator as EphemeralWorkCoordinator,
@@ -131,6 +132,7 @@ __all__ = (
     "ACKED_SIGNAL",
     "DEFAULT_ACK_PATTERN",
     "EXPIRED_SIGNAL",
+    "REFUSED",
     "AtomStats",
     "BlockReason",
     "CacheStats",

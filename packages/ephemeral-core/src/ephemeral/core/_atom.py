@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from ._coordinator import CoordinatorBase
@@ -59,6 +60,18 @@ class AtomBase(TaskGroupOwner, Generic[C]):
     def snapshot(self) -> list[EphemeralOperationSnapshot[Any]]:
         """The operations in the window, oldest first."""
         return self.coordinator.get_snapshot()
+
+    def cleanup(
+        self, age: float | timedelta | None = None, count: int | None = None, pattern: str | None = None
+    ) -> int:
+        """Drop the atom's own signals (those its operations hold in the window); return how many were dropped.
+
+        Args:
+            age: Drop signals older than this (seconds or a timedelta).
+            count: Keep only the newest ``count`` signals of each operation.
+            pattern: Drop signals whose name matches this glob.
+        """
+        return self.coordinator.cleanup_signals(age=age, count=count, pattern=pattern)
 
     def complete(self) -> None:
         """Stop accepting items; accepted ones still run. Idempotent."""

@@ -14,7 +14,7 @@ from ._causal import caused_event
 from ._clock import TimeBase
 from ._events import SignalConstraints, SignalEvent, SignalPropagation, SignalRetractedEvent
 from ._hooks import call_isolated
-from ._matcher import compile_pattern
+from ._matcher import GlobPattern, compile_pattern
 from ._sink import SignalFilter, SignalSink, _as_predicate
 
 __all__ = (
@@ -38,7 +38,8 @@ class WorkerSlot:
         self.operation: EphemeralOperation | None = None
 
 
-_current: ContextVar[WorkerSlot] = ContextVar("ephemeral_worker_slot")
+#: The worker slot of the running task: which operation its body belongs to.
+worker_slot: ContextVar[WorkerSlot] = ContextVar("ephemeral_worker_slot")
 
 
 def current_operation() -> EphemeralOperation:
@@ -47,7 +48,7 @@ def current_operation() -> EphemeralOperation:
     Raises:
         RuntimeError: Called outside a coordinator's body.
     """
-    slot = _current.get(None)
+    slot = worker_slot.get(None)
     operation = None if slot is None else slot.operation
     if operation is None:
         raise RuntimeError("current_operation() is only available inside a coordinator's body")
@@ -267,10 +268,22 @@ class EphemeralOperation:
         predicate = _as_predicate(selector)
         return signals if predicate is None else [event for event in signals if predicate(event)]
 
-    def cleanup_signals(self, *, older_than: float | timedelta | None = None, keep: int | None = None) -> int:
-        """Drop old signals (without retraction callbacks): older than a duration, or all but the newest ``keep``."""
+    def cleanup_signals(
+        self,
+        *,
+        older_than: float | timedelta | None = None,
+        keep: int | None = None,
+        matching: GlobPattern | None = None,
+    ) -> int:
+        """Drop signals (without retraction callbacks); return how many were dropped.
+
+        Drops those whose name matches ``matching``, those older than ``older_than``, and all but the
+        newest ``keep``.
+        """
         signals = self._signals or []
         before = len(signals)
+        if matching is not None:
+            signals = [event for event in signals if not matching.matches(event.signal)]
         if older_than is not None:
             seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else float(older_than)
             cutoff = self._host.time.now() - timedelta(seconds=seconds)

@@ -38,6 +38,8 @@ class EphemeralOptions:
             accepted items may wait before ``enqueue`` waits and ``try_enqueue`` refuses.
         max_operation_lifetime: How long a finished operation stays visible (None: until pushed out).
         enable_operation_echo: Keep a short echo of each operation's signals after it leaves the window.
+        emit_lifecycle_signals: Each operation emits ``atom.start`` before its body runs and ``atom.stop``
+            when it finished, as the original does (off by default: no allocation per item).
         operation_echo_retention: How long an echo lasts.
         operation_echo_capacity: How many echoes are kept.
 
@@ -71,6 +73,7 @@ class EphemeralOptions:
     max_tracked_operations: int = 200
     max_operation_lifetime: float | timedelta | None = 300.0
     enable_operation_echo: bool = True
+    emit_lifecycle_signals: bool = False
     operation_echo_retention: float | timedelta = 60.0
     operation_echo_capacity: int = 256
     enable_fair_scheduling: bool = False
@@ -102,7 +105,12 @@ class EphemeralOptions:
         check_int(self.max_concurrent_signal_handlers, "max_concurrent_signal_handlers")
         check_int(self.max_queued_signals, "max_queued_signals")
         check_int(self.max_defer_attempts, "max_defer_attempts", 0)
-        for name in ("enable_dynamic_concurrency", "enable_operation_echo", "enable_fair_scheduling"):
+        for name in (
+            "enable_dynamic_concurrency",
+            "enable_operation_echo",
+            "enable_fair_scheduling",
+            "emit_lifecycle_signals",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.max_operation_lifetime is not None:

@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 import anyio
 
 from ._clock import to_seconds
-from ._coordinator import Entry, EphemeralWorkCoordinator
+from ._coordinator import EphemeralWorkCoordinator
 from ._operation import EphemeralOperation, EphemeralOperationSnapshot
 from ._options import EphemeralOptions
 
@@ -47,23 +47,22 @@ class EphemeralResultCoordinator(EphemeralWorkCoordinator[T], Generic[T, R]):
         self._outcomes: OrderedDict[int, EphemeralOperationSnapshot[R]] = OrderedDict()
         self._memory = RESULT_MEMORY_FACTOR * self.options.max_tracked_operations
         self.operation_finalized.connect(self._remember)
+        self._window.on_retire = self._retired
 
-    def _push(self, entry: Entry) -> None:
-        self._waiting_ids.add(entry[1])
-        super()._push(entry)
+    async def enqueue(self, item: T) -> int:
+        """Accept ``item``; return its operation id, to wait for with ``wait_for_result``.
 
-    def _take(self) -> Entry | None:
-        entry = super()._take()
-        if entry is not None:
-            self._waiting_ids.discard(entry[1])
-        return entry
+        Raises:
+            CoordinatorClosedError: The coordinator was completed or cancelled; the item was not accepted.
+        """
+        operation_id = await super().enqueue(item)
+        self._waiting_ids.add(operation_id)  # no await since it was accepted: it cannot have finished yet
+        return operation_id
 
-    def _take_all(self) -> list[Entry]:
-        self._waiting_ids.clear()
-        return super()._take_all()
+    enqueue_with_id = enqueue
 
-    def _retire(self, operation: EphemeralOperation) -> None:
-        super()._retire(operation)
+    def _retired(self, operation: EphemeralOperation) -> None:
+        self._waiting_ids.discard(operation.id)
         waiter = self._waiters.pop(operation.id, None)
         if waiter is not None:
             waiter.set()
@@ -75,7 +74,7 @@ class EphemeralResultCoordinator(EphemeralWorkCoordinator[T], Generic[T, R]):
             outcomes.popitem(last=False)
 
     def _outcome(self, operation_id: int) -> EphemeralOperationSnapshot[R] | None:
-        operation = self._find(operation_id)
+        operation = self._window.find(operation_id)
         if operation is not None:
             return None if operation.completed_at is None else operation.snapshot()
         return self._outcomes.get(operation_id)
@@ -97,7 +96,7 @@ class EphemeralResultCoordinator(EphemeralWorkCoordinator[T], Generic[T, R]):
                 outcome = self._outcome(operation_id)
                 if outcome is not None:
                     return outcome
-                if operation_id not in self._waiting_ids and operation_id not in self._running:
+                if operation_id not in self._waiting_ids:
                     raise ResultUnavailableError(
                         f"operation {operation_id} is unknown to this coordinator, or left the window and its "
                         f"result is no longer kept (the last {self._memory} outcomes are)"

@@ -28,10 +28,11 @@ from ._checks import (
     check_optional_int as check_optional_int,
 )
 from ._clock import TimeBase as TimeBase, loop_clock as loop_clock, to_seconds as to_seconds, utc_now as utc_now
-from ._coordinator import CoordinatorBase as CoordinatorBase, Deferral as Deferral
+from ._coordinator import CoordinatorBase as CoordinatorBase
+from ._counters import OutcomeCounters as OutcomeCounters, Refused as Refused
 from ._flush import FlushBuffer as FlushBuffer
+from ._gates import Deferral as Deferral, Gates as Gates, Verdict as Verdict
 from ._hooks import EventHook as EventHook, call_isolated as call_isolated
-from ._keyed import KeyedQueues as KeyedQueues
 from ._lifecycle import (
     TaskGroupOwner as TaskGroupOwner,
     close_task_group as close_task_group,
@@ -40,10 +41,21 @@ from ._lifecycle import (
 )
 from ._loop import LoopBinding as LoopBinding
 from ._matcher import compile_pattern as compile_pattern
+from ._operation import OperationHost as OperationHost
 from ._pattern_index import PatternIndex as PatternIndex
 from ._persist import PersistAtom as PersistAtom
+from ._queues import (
+    Entry as Entry,
+    FifoQueue as FifoQueue,
+    KeyedQueues as KeyedQueues,
+    Lane as Lane,
+    LaneQueue as LaneQueue,
+    WorkQueue as WorkQueue,
+)
 from ._sink import next_id as next_id
 from ._wakeup import Wakeup as Wakeup, sleep as sleep, sleep_time as sleep_time, time_until as time_until
+from ._window import OperationWindow as OperationWindow, WindowViews as WindowViews
+from ._workers import ParkingLot as ParkingLot, WorkerPool as WorkerPool
 
 __all__ = (
     "RETRY_HINT_COMMANDS",
@@ -52,15 +64,29 @@ __all__ = (
     "BoundedMap",
     "CoordinatorBase",
     "Deferral",
+    "Entry",
     "EventHook",
+    "FifoQueue",
     "FlushBuffer",
+    "Gates",
     "KeyedQueues",
+    "Lane",
+    "LaneQueue",
     "LoopBinding",
+    "OperationHost",
+    "OperationWindow",
+    "OutcomeCounters",
+    "ParkingLot",
     "PatternIndex",
     "PersistAtom",
+    "Refused",
     "TaskGroupOwner",
     "TimeBase",
+    "Verdict",
     "Wakeup",
+    "WindowViews",
+    "WorkQueue",
+    "WorkerPool",
     "call_isolated",
     "cause_chain",
     "caused_event",

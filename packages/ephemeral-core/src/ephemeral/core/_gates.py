@@ -1,0 +1,140 @@
+"""The gates a worker passes before it takes an item: cancel signals, deferral, and the hold.
+
+``Gates.check`` returns a ``Verdict``: go ahead and take an item, look again at once (an item was
+skipped, or a hold ended), or park (another worker is holding). The gates see the queue only through
+the work-queue protocol, so lanes bring their own rules (``WorkQueue.gate``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._clock import to_seconds
+from ._matcher import PatternSet
+
+if TYPE_CHECKING:
+    from ._queues import Entry, WorkQueue
+    from ._sink import SignalSink
+
+__all__ = ("Deferral", "Gates", "Verdict")
+
+
+class Verdict(enum.Enum):
+    """What a worker does after the gates."""
+
+    #: Take the next item (the queue decides which may start).
+    PROCEED = "proceed"
+    #: Look at the gates again at once: an item was skipped, or a hold ended.
+    RETRY = "retry"
+    #: Park: another worker is holding the work back.
+    PARK = "park"
+
+
+class Deferral:
+    """Holds work back while a defer signal is live, for at most ``attempts x interval`` per episode.
+
+    An episode starts when a defer signal is first seen and ends when none is live (or a resume
+    signal is). Once its budget is spent, work flows until the episode ends: a lingering signal
+    delays work once, not once per item.
+    """
+
+    __slots__ = ("budget", "defer_on", "interval", "resume_on", "since")
+
+    def __init__(self, defer_on: PatternSet, resume_on: PatternSet, interval: float, attempts: int) -> None:
+        self.defer_on = defer_on
+        self.resume_on = resume_on
+        self.interval = interval
+        self.budget = interval * attempts
+        self.since: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        defer_on: Iterable[str] | str | None,
+        resume_on: Iterable[str] | str | None,
+        interval: float | timedelta,
+        attempts: int,
+    ) -> Deferral | None:
+        """A deferral for these settings, or None when they defer nothing."""
+        patterns = PatternSet(defer_on)
+        if not patterns or attempts <= 0:
+            return None
+        return cls(patterns, PatternSet(resume_on), to_seconds(interval, "defer_check_interval"), attempts)
+
+    def active(self, sink: SignalSink, now: float) -> bool:
+        """Whether work is held back now."""
+        if not sink.detect(self.defer_on) or (self.resume_on and sink.detect(self.resume_on)):
+            self.since = None
+            return False
+        if self.since is None:
+            self.since = now
+        return now - self.since < self.budget
+
+
+class Gates:
+    """Cancel signals skip the item at the front; a deferral holds work back (one worker waits, the rest park).
+
+    Args:
+        cancel_on: While a matching signal is live, the item that would start next is skipped.
+        deferral: While it is active, no item starts (for at most its budget per episode).
+        queue: The queue the workers take from (its own rules, ``gate``, are checked last).
+        skip: Called with each item skipped, and whether it was taken (True) or removed by the queue's rules.
+        wake: Called when a hold ends, to wake the parked workers.
+    """
+
+    __slots__ = ("active", "cancel_on", "deferral", "holding", "queue", "skip", "wake")
+
+    def __init__(
+        self,
+        cancel_on: PatternSet,
+        deferral: Deferral | None,
+        queue: WorkQueue,
+        skip: Callable[[Entry, bool], None],
+        wake: Callable[[], None],
+    ) -> None:
+        self.cancel_on = cancel_on
+        self.deferral = deferral
+        self.queue = queue
+        self.skip = skip
+        self.wake = wake
+        self.holding = False
+        #: Whether there is anything to check (otherwise workers skip the gates entirely).
+        self.active = bool(cancel_on) or deferral is not None or queue.gated
+
+    async def check(self, sink: SignalSink, now: Callable[[], float]) -> Verdict:
+        """The verdict for a worker about to take an item."""
+        queue = self.queue
+        if not len(queue):
+            return Verdict.PROCEED
+        if self.cancel_on and sink.detect(self.cancel_on):
+            entry = queue.take()
+            if entry is None:
+                return Verdict.PROCEED  # nothing may start now (a busy key, a full lane): park until one may
+            self.skip(entry, True)
+            return Verdict.RETRY
+        if self.deferral is not None and self.deferral.active(sink, now()):
+            return await self.hold(self.deferral.interval)
+        if queue.gated:
+            skipped, hold = queue.gate(sink, now())
+            for entry in skipped:
+                self.skip(entry, False)
+            if hold is not None:
+                return await self.hold(hold)
+        return Verdict.PROCEED
+
+    async def hold(self, interval: float) -> Verdict:
+        """Work is deferred: one worker waits ``interval`` and looks again, the others park."""
+        if self.holding:
+            return Verdict.PARK
+        self.holding = True
+        try:
+            await anyio.sleep(interval)
+        finally:
+            self.holding = False
+        self.wake()
+        return Verdict.RETRY
