@@ -148,6 +148,28 @@ async def test_leaving_closes_every_connection_even_on_an_error(
 
 
 @pytest.mark.real_time
+async def test_an_outer_cancel_scope_at_any_moment_closes_everything(
+    postgres_dsn: str, table: str, admin: Any, application_name: str
+) -> None:
+    count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+    sink, other = SignalSink(10_000), SignalSink(10_000)
+    async with PostgresSignalBridge(other, postgres_dsn, table=table):
+        for deadline in (0.0, 0.005, 0.02, 0.05, 0.1, 0.2):  # in entry, the backfill, mid-batch, idle
+            with anyio.move_on_after(deadline):
+                async with PostgresSignalBridge(sink, postgres_dsn, table=table, application_name=application_name):
+                    for _ in range(50):
+                        sink.emit("while.cancelled")
+                        await anyio.sleep(0.001)
+        await wait_for(lambda: admin(count, (application_name,))[0][0] == 0)
+        rows = f"SELECT count(*) FROM \"{table}\" WHERE signal = 'while.cancelled'"
+        written = admin(rows)[0][0]
+        await anyio.sleep(0.2)
+        assert admin(rows)[0][0] == written  # nothing is written after the cancellation
+        await wait_for(lambda: other.count("while.cancelled") == written)  # what was written arrives, once
+    sink.emit("after")  # no subscriber left behind
+
+
+@pytest.mark.real_time
 async def test_an_unreachable_server_fails_entry_with_connection_error() -> None:
     bridge = PostgresSignalBridge(SignalSink(), "postgresql://postgres@127.0.0.1:1/test", connect_timeout=0.5)
     with pytest.raises(ConnectionError, match="not reachable"):
