@@ -88,6 +88,8 @@ class Handler(BaseHTTPRequestHandler):
             body = b"internal error"
             self._headers(500, {"Content-Length": str(len(body))})
             self.wfile.write(body)
+        elif self.path == "/redirect":
+            self._headers(302, {"Location": "/large", "Content-Length": "0"})
         elif self.path == "/empty":
             self._headers(204, {})
         elif self.path == "/hang":
@@ -264,3 +266,19 @@ def test_readme_example(server: str) -> None:
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     assert out.getvalue() == expected
+
+
+async def test_redirect_followed_by_the_client_signals_once_per_stage(server: str) -> None:
+    recorder = Recorder()
+    async with httpx.AsyncClient(follow_redirects=True) as client:
+        data = await SignalingHttpClient.download_with_signals(client, f"{server}/redirect", recorder)
+    assert data == LARGE
+    assert recorder.signals == [*START, *QUARTERS, "stage.completed"]
+
+
+async def test_redirect_not_followed_is_a_failure_naming_the_status(server: str) -> None:
+    recorder = Recorder()
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.HTTPStatusError):
+            await SignalingHttpClient.download_with_signals(client, f"{server}/redirect", recorder)
+    assert recorder.signals[-1] == "stage.failed:http-302"

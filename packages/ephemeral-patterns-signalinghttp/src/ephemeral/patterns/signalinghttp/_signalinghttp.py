@@ -42,7 +42,8 @@ class SignalingHttpClient:
         Content-Length (each once, in order, as the bytes arrive), and ``stage.completed``. Without a
         Content-Length (a chunked body) only ``progress:100`` follows ``stage.reading``, at the end.
 
-        A response with an error status (4xx, 5xx) emits ``stage.failed:http-{status}`` and raises
+        A response with an error status (4xx, 5xx, or a 3xx redirect the client does not follow: give
+        ``httpx.AsyncClient(follow_redirects=True)`` to follow them) emits ``stage.failed:http-{status}`` and raises
         ``httpx.HTTPStatusError`` before its body is read; a transport failure (refused connection,
         timeout, a connection dropped mid-body) emits ``stage.failed:{ExceptionType}`` (such as
         ``stage.failed:RemoteProtocolError``) and raises the httpx exception; a cancellation emits
