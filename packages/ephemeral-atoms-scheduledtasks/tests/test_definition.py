@@ -106,14 +106,31 @@ def test_new_york_two_thirty_on_spring_forward_runs_once() -> None:
         ({"format": "Hourly"}, "format"),
         ({"signal": ""}, "signal"),
         ({"payload": {1, 2}}, "payload"),
-        ({"run_on_startup": "yes"}, "run_on_startup"),
-        ({"key": 5}, "key"),
     ],
 )
 def test_bad_fields_name_the_field_and_the_task(kwargs: dict[str, object], field: str) -> None:
     arguments: dict[str, object] = {"name": "nightly", "cron": "0 0 * * *", "signal": "s", **kwargs}
     with pytest.raises(ValueError, match=rf"^{field} of scheduled task 'nightly'"):
         ScheduledTaskDefinition(**arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"run_on_startup": "yes"}, "run_on_startup"),
+        ({"key": 5}, "key"),
+        ({"cron": 5}, "cron"),
+        ({"signal": None}, "signal"),
+        ({"time_zone": 0}, "time_zone"),
+        ({"format": 6}, "format"),
+    ],
+)
+def test_fields_of_the_wrong_type_raise_type_error_naming_the_field(kwargs: dict[str, object], field: str) -> None:
+    arguments: dict[str, object] = {"name": "nightly", "cron": "0 0 * * *", "signal": "s", **kwargs}
+    with pytest.raises(TypeError, match=rf"^{field} of scheduled task 'nightly'"):
+        ScheduledTaskDefinition(**arguments)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="name of a scheduled task must be a str"):
+        ScheduledTaskDefinition(7, "0 0 * * *", "s")  # type: ignore[arg-type]
 
 
 def test_format_accepts_the_enum_and_its_names() -> None:
@@ -174,6 +191,11 @@ def test_json_file_camel_and_snake_case(tmp_path: Path) -> None:
         ),
         ('[{"name": "a", "cron": "0 0 * * *", "signal": "s", "cronn": 1}]', r"entry 0 \('a'\): unknown field 'cronn'"),
         ('[{"name": "a", "cron": "0 25 * * *", "signal": "s"}]', r"entry 0 \('a'\): cron of scheduled task 'a'"),
+        (
+            '[{"name": "a", "cron": "0 0 * * *", "signal": "s", "runOnStartup": "yes"}]',
+            r"entry 0 \('a'\): run_on_startup of scheduled task 'a' must be a bool",
+        ),
+        ('[{"name": 3, "cron": "0 0 * * *", "signal": "s"}]', r"entry 0: name of a scheduled task must be a str"),
     ],
 )
 def test_json_errors_name_file_entry_and_field(tmp_path: Path, text: str, message: str) -> None:

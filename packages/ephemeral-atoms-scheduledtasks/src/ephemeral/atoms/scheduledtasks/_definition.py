@@ -28,6 +28,8 @@ class CronFormat(str, enum.Enum):
 def _parse_format(value: object, task: str) -> CronFormat | None:
     if value is None or isinstance(value, CronFormat):
         return value
+    if not isinstance(value, str):
+        raise TypeError(f"format of scheduled task {task!r} must be a str, a CronFormat or None, got {value!r}")
     if isinstance(value, str):
         for member in CronFormat:
             if value.lower() in (member.value.lower(), member.name.lower(), f"cronformat.{member.value.lower()}"):
@@ -42,7 +44,7 @@ class ScheduledTaskDefinition:
     """One schedule: a cron expression, evaluated in an IANA time zone, that raises ``signal``.
 
     Everything is validated at construction: a bad cron expression, an unknown zone or an unknown format
-    raises ValueError naming the field and the task.
+    raises ValueError naming the field and the task; a field of the wrong type raises TypeError.
 
     Attributes:
         name: The schedule's name (``schedule.fired:{name}``, the task's name).
@@ -71,19 +73,23 @@ class ScheduledTaskDefinition:
     _folds_twice: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError(f"name of a scheduled task must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name of a scheduled task must be a str, got {self.name!r}")
+        if not self.name.strip():
+            raise ValueError(f"name of a scheduled task must not be blank, got {self.name!r}")
         task = self.name
         for attribute in ("cron", "signal"):
             value = getattr(self, attribute)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{attribute} of scheduled task {task!r} must be a non-empty string, got {value!r}")
+            if not isinstance(value, str):
+                raise TypeError(f"{attribute} of scheduled task {task!r} must be a str, got {value!r}")
+            if not value.strip():
+                raise ValueError(f"{attribute} of scheduled task {task!r} must not be blank, got {value!r}")
         for attribute in ("key", "description", "time_zone"):
             value = getattr(self, attribute)
             if value is not None and not isinstance(value, str):
-                raise ValueError(f"{attribute} of scheduled task {task!r} must be a string or None, got {value!r}")
+                raise TypeError(f"{attribute} of scheduled task {task!r} must be a str or None, got {value!r}")
         if not isinstance(self.run_on_startup, bool):
-            raise ValueError(f"run_on_startup of scheduled task {task!r} must be a bool, got {self.run_on_startup!r}")
+            raise TypeError(f"run_on_startup of scheduled task {task!r} must be a bool, got {self.run_on_startup!r}")
         cron_format = _parse_format(self.format, task)
         object.__setattr__(self, "format", cron_format)
         fields = self.cron.split()
@@ -237,7 +243,7 @@ def _from_entry(entry: object, index: int, source: str) -> ScheduledTaskDefiniti
             raise ValueError(f"{where}: field {required!r} is required")
     try:
         return ScheduledTaskDefinition(**arguments)
-    except ValueError as error:
+    except (TypeError, ValueError) as error:  # a file's bad field is a ValueError, whatever its kind
         raise ValueError(f"{where}: {error}") from None
 
 
