@@ -352,7 +352,10 @@ class PostgresSignalBridge(TaskGroupOwner):
             self._sink.subscribe_retracted(self._on_retracted),
         ]
         with anyio.move_on_after(self._connect_timeout):
-            await anyio.to_thread.run_sync(self._create_schema)
+            for attempt in itertools.count(1):  # a server still starting refuses connections: wait for it
+                if await anyio.to_thread.run_sync(self._create_schema):
+                    break
+                await anyio.sleep(_RECONNECT.delay(attempt))
         if self._down["writer"]:
             raise ConnectionError(
                 f"PostgreSQL was not reachable within connect_timeout={self._connect_timeout:g}s "
@@ -491,16 +494,19 @@ class PostgresSignalBridge(TaskGroupOwner):
             application_name=self._application_name,
         )
 
-    def _create_schema(self) -> None:
+    def _create_schema(self) -> bool:
+        """Create the table and its index when missing; whether the server answered."""
         try:
             with self._connect(autocommit=True) as conn:
                 conn.execute(self._create_sql)
                 conn.execute(self._index_sql)
-            self._down["writer"] = False
         except psycopg.errors.UniqueViolation:  # two nodes created it at once
-            self._down["writer"] = False
+            pass
         except psycopg.OperationalError as error:
             self._last_error = f"{type(error).__name__}: {str(error).strip()}"
+            return False
+        self._down["writer"] = False
+        return True
 
     async def _writer(self) -> None:
         """Write queued rows in batches; reconnect after failures; delete old rows now and then."""
