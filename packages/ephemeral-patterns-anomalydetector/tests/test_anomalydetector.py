@@ -108,6 +108,8 @@ def test_bad_input_names_the_argument() -> None:
         SignalAnomalyDetector(sink, window="10s")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="pattern"):
         SignalAnomalyDetector(sink, pattern=" ")
+    with pytest.raises(ValueError, match="pattern"):
+        SignalAnomalyDetector(sink, pattern=" , ")  # only empty alternatives: it would never match anything
     with pytest.raises(TypeError, match="pattern"):
         SignalAnomalyDetector(sink, pattern=None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="sink"):

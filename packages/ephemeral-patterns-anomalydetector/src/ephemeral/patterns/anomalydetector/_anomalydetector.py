@@ -50,7 +50,8 @@ class SignalAnomalyDetector:
             raise TypeError(f"sink must be a SignalSink, got {sink!r}")
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a str, got {pattern!r}")
-        if not pattern.strip():
+        matcher = PatternSet(pattern)  # compiles each alternative: unsupported glob syntax raises ValueError
+        if not matcher:  # blank, or only empty comma-separated alternatives: it would never match
             raise ValueError(f"pattern must not be blank, got {pattern!r}")
         self._threshold = check_int(threshold, "threshold")
         self._window = to_seconds(window, "window")
@@ -60,7 +61,7 @@ class SignalAnomalyDetector:
             )
         self._sink = sink
         self._pattern = pattern
-        self._matcher = PatternSet(pattern)
+        self._matcher = matcher
 
     @property
     def pattern(self) -> str:
