@@ -106,6 +106,8 @@ def test_new_york_two_thirty_on_spring_forward_runs_once() -> None:
         ({"format": "Hourly"}, "format"),
         ({"signal": ""}, "signal"),
         ({"payload": {1, 2}}, "payload"),
+        ({"cron": "0 0 30 2 *"}, "cron"),  # February 30th never comes
+        ({"cron": "0 0 0 31 4,6 *"}, "cron"),
     ],
 )
 def test_bad_fields_name_the_field_and_the_task(kwargs: dict[str, object], field: str) -> None:

@@ -109,6 +109,10 @@ class ScheduledTaskDefinition:
             raise ValueError(
                 f"cron of scheduled task {task!r} is not a valid expression {self.cron!r}: {error}"
             ) from None
+        try:  # a date that never comes (February 30th) is only found out by looking for it
+            croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
+        except CroniterError:
+            raise ValueError(f"cron of scheduled task {task!r} never matches a date: {self.cron!r}") from None
         zone: ZoneInfo | timezone = _UTC
         if self.time_zone is not None:
             try:
