@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, TypeVar
 
 from anyio.abc import TaskGroup
@@ -15,7 +13,7 @@ from ._async_handlers import AsyncSignalQueue
 from ._checks import check_int
 from ._events import SignalEvent
 from ._hooks import EventHook, Subscription
-from ._lifecycle import close_task_group, open_task_group
+from ._lifecycle import TaskGroupOwner
 from ._loop import LoopBinding
 from ._matcher import GlobPattern, compile_pattern
 from ._options import EphemeralOptions
@@ -43,7 +41,7 @@ class _Rule:
         return self.glob.matches(event.signal)
 
 
-class SignalDispatcher:
+class SignalDispatcher(TaskGroupOwner):
     """Runs async handlers for the signals matching their glob patterns, with bounded concurrency and backlog.
 
     Every handler whose pattern matches a signal runs for it, in registration order; one that raises
@@ -102,29 +100,16 @@ class SignalDispatcher:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def __aenter__(self: _Self) -> _Self:
-        if self._entered:
-            raise RuntimeError("a SignalDispatcher can be entered only once")
+    async def _on_enter(self, tg: TaskGroup) -> None:
         self._entered = True
-        self._tg = tg = await open_task_group()
+        self._tg = tg
         self._queue.start(tg, LoopBinding())
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        tg = self._tg
-        assert tg is not None
-        try:
-            if exc_type is None:
-                await self.flush()
-        except BaseException:
-            exc_type, exc, tb = sys.exc_info()
-            raise
-        finally:
-            self.close()
-            await close_task_group(tg, exc_type, exc, tb)
-        return None
+    async def _on_clean_exit(self) -> None:
+        await self.flush()
+
+    def _on_close(self) -> None:
+        self.close()
 
     def close(self) -> None:
         """Detach from every sink and stop; signals still waiting are dropped (and counted). Idempotent."""

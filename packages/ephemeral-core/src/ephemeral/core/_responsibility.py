@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from anyio.abc import TaskGroup
@@ -21,7 +20,7 @@ from anyio.abc import TaskGroup
 from ._clock import TimeBase, loop_clock, to_seconds, utc_now
 from ._events import SignalEvent
 from ._hooks import call_isolated
-from ._lifecycle import close_task_group, open_task_group
+from ._lifecycle import CoordinatorClosedError, TaskGroupOwner
 from ._loop import LoopBinding
 from ._matcher import GlobPattern, compile_pattern
 from ._sink import SignalSink
@@ -125,7 +124,7 @@ def _current_loop() -> LoopBinding | None:
         return None
 
 
-class ResponsibilitySignalManager:
+class ResponsibilitySignalManager(TaskGroupOwner):
     """Pins operations until an ack signal arrives on the sink, or until ``max_pin_duration`` passes.
 
     An ack is a signal whose name matches the responsibility's ack pattern and whose key equals its
@@ -194,30 +193,19 @@ class ResponsibilitySignalManager:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def __aenter__(self: _Self) -> _Self:
-        if self._entered:
-            raise RuntimeError("a ResponsibilitySignalManager can be entered only once")
+    async def _on_enter(self, tg: TaskGroup) -> None:
         if self._closed:
-            raise RuntimeError("the ResponsibilitySignalManager is closed")
+            raise CoordinatorClosedError("the ResponsibilitySignalManager is closed")
         self._entered = True
         self._loop = LoopBinding()
         if self._own_clock:
             self._use_clock(loop_clock())
-        self._tg = tg = await open_task_group()
+        self._tg = tg
         if self._duration is not None:
             tg.start_soon(self._run_timer)
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        tg = self._tg
-        assert tg is not None
-        try:
-            self.close()
-        finally:
-            await close_task_group(tg, exc_type, exc, tb)
-        return None
+    def _on_close(self) -> None:
+        self.close()
 
     def close(self) -> None:
         """Stop listening and unpin every operation still waiting for its ack. Idempotent."""
