@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 import sys
 from pathlib import Path
 
@@ -122,7 +123,7 @@ def chart_pages() -> None:
         axes.set_yticks(range(len(rows)), labels, fontsize=8)
         axes.invert_yaxis()
         axes.set_xlabel(header[column])
-        axes.set_title(title[:90], fontsize=10)
+        axes.set_title(textwrap.fill(title, 90), fontsize=10)
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=110)
