@@ -6,13 +6,12 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from types import TracebackType
 from typing import Literal, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 
-from ephemeral.core.lowlevel import TimeBase, close_task_group, loop_clock, open_task_group, time_until, to_seconds
+from ephemeral.core.lowlevel import TaskGroupOwner, TimeBase, loop_clock, time_until, to_seconds
 
 from ._definition import ScheduledTaskDefinition
 from ._durable import DurableTaskAtom
@@ -62,7 +61,7 @@ class ScheduledTasksOptions:
             raise ValueError(f"misfire must be one of {', '.join(map(repr, _MISFIRE))}, got {self.misfire!r}")
 
 
-class ScheduledTasksAtom:
+class ScheduledTasksAtom(TaskGroupOwner):
     """Fires cron schedules into a ``DurableTaskAtom``: each occurrence becomes one ``DurableTask``.
 
     ``async with`` runs it. At start each schedule resumes from the latest occurrence its store holds
@@ -131,7 +130,7 @@ class ScheduledTasksAtom:
         """Each schedule's next occurrence (aware UTC), by name; empty before start."""
         return dict(self._next)
 
-    async def __aenter__(self: _Self) -> _Self:
+    async def _on_enter(self, tg: TaskGroup) -> None:
         if not self._durable._open:
             raise RuntimeError(
                 "enter the DurableTaskAtom first: `async with DurableTaskAtom(handler) as durable, "
@@ -139,20 +138,8 @@ class ScheduledTasksAtom:
             )
         clock = self.options.clock
         self._now = clock if clock is not None else TimeBase(loop_clock()).now
-        self._tg = tg = await open_task_group()
-        try:
-            await tg.start(self._run)
-        except BaseException:
-            await close_task_group(tg)
-            raise
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        assert self._tg is not None
-        await close_task_group(self._tg, exc_type, exc, tb)
-        return None
+        self._tg = tg
+        await tg.start(self._run)
 
     def _read_clock(self) -> datetime:
         now = self._now()
