@@ -17,7 +17,7 @@ from ephemeral.atoms.scheduledtasks import (
     ScheduledTasksAtom,
     ScheduledTasksOptions,
 )
-from ephemeral.core import SignalEvent, SignalSink
+from ephemeral.core import CoordinatorClosedError, SignalEvent, SignalSink
 
 pytestmark = pytest.mark.anyio
 UTC = timezone.utc
@@ -343,3 +343,38 @@ async def test_a_clock_jumping_back_fires_nothing_twice() -> None:
     times = [task.scheduled_at for task in recorder.tasks]
     assert times == [START + timedelta(minutes=m) for m in range(1, len(times) + 1)]
     assert len(times) == 13
+
+
+async def test_drain_runs_every_stored_task_then_refuses_new_ones() -> None:
+    ran: list[str] = []
+
+    async def handler(task: DurableTask) -> None:
+        await anyio.sleep(1)
+        ran.append(task.name)
+
+    async with DurableTaskAtom(handler) as durable:
+        await durable.enqueue(DurableTask("a", "s", START))
+        await durable.enqueue(DurableTask("b", "s", START))
+        await durable.drain()  # waits for the stored tasks, not only those already handed to a worker
+        assert ran == ["a", "b"]
+        with pytest.raises(CoordinatorClosedError):
+            await durable.enqueue(DurableTask("c", "s", START))
+        await anyio.sleep(5)  # the atom stays healthy: nothing crashes behind the block
+    assert ran == ["a", "b"]
+
+
+async def test_complete_refuses_new_tasks_while_stored_ones_still_run() -> None:
+    ran: list[str] = []
+
+    async def handler(task: DurableTask) -> None:
+        await anyio.sleep(1)
+        ran.append(task.name)
+
+    async with DurableTaskAtom(handler) as durable:
+        await durable.enqueue(DurableTask("a", "s", START))
+        await durable.enqueue(DurableTask("b", "s", START))
+        durable.complete()
+        with pytest.raises(CoordinatorClosedError):
+            await durable.enqueue(DurableTask("c", "s", START))
+        await durable.wait_for_idle()
+        assert ran == ["a", "b"]

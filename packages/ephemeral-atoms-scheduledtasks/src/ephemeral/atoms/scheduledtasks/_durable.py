@@ -13,7 +13,13 @@ from typing import TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from ephemeral.core import EphemeralKeyedWorkCoordinator, EphemeralOptions, SignalSink, current_operation
+from ephemeral.core import (
+    CoordinatorClosedError,
+    EphemeralKeyedWorkCoordinator,
+    EphemeralOptions,
+    SignalSink,
+    current_operation,
+)
 from ephemeral.core.lowlevel import AtomBase, BackoffPolicy, TimeBase, Wakeup, check_int, loop_clock
 
 from ._store import DurableTask, InMemoryTaskStore, StoredTask, TaskStore
@@ -105,6 +111,8 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
         self._idle_changed: anyio.Event | None = None
         self._tg: TaskGroup | None = None
         self._open = False
+        self._accepting = True  # False after complete(): enqueue refuses, stored tasks still run
+        self._claiming = True  # False once drain() has seen the store empty: the pump stops
 
     @property
     def store(self) -> TaskStore:
@@ -148,11 +156,14 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
         Raises:
             TypeError: ``task`` is not a ``DurableTask``.
             RuntimeError: The atom is not open.
+            CoordinatorClosedError: ``complete()`` or ``drain()`` was called.
         """
         if not isinstance(task, DurableTask):
             raise TypeError(f"task must be a DurableTask, got {task!r}")
         if not self._open:
             raise RuntimeError("enter the atom first: `async with DurableTaskAtom(handler) as atom:`")
+        if not self._accepting:
+            raise CoordinatorClosedError("DurableTaskAtom has been completed; no new tasks are accepted")
         self._adding += 1
         self._intake += 1
         self._set_idle(False)
@@ -162,6 +173,18 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
             self._adding -= 1
             self._intake += 1
             self._poke()
+
+    def complete(self) -> None:
+        """Stop accepting tasks (``enqueue`` raises ``CoordinatorClosedError``); stored ones still run."""
+        self._accepting = False
+
+    async def drain(self) -> None:
+        """``complete()``, then wait until every stored task has run (its last attempt included)."""
+        self.complete()
+        await self.wait_for_idle()
+        self._claiming = False
+        self._poke()
+        await self.coordinator.drain()
 
     async def wait_for_idle(self) -> None:
         """Wait until no task is running and none is waiting to be claimed; the atom stays open."""
@@ -188,6 +211,8 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
             await self._slots.acquire()
             try:
                 while True:
+                    if not self._claiming:
+                        await anyio.sleep_forever()  # drained: nothing more is handed to the coordinator
                     now = self._now()
                     intake = self._intake
                     try:
