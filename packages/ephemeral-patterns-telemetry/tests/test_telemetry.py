@@ -388,6 +388,28 @@ async def test_opentelemetry_signals_outside_any_span_get_their_own(otel: Any) -
     }
 
 
+async def test_opentelemetry_metric_names_outside_the_instrument_syntax_still_record(otel: Any) -> None:
+    """OpenTelemetry instrument names allow letters, digits and ``_.-/`` (255 at most): others are replaced."""
+    tracer_provider, _, meter_provider, reader = otel
+    client = OpenTelemetryClient(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    async with TelemetrySignalHandler(client) as handler:
+        handler.on_signal(event("perf.label:fast"))  # no numeric value: counts 1 under its whole name
+        handler.on_signal(event("perf.label:fast"))
+        handler.on_signal(event("perf.cache.load:1e400"))  # not a finite number: counts 1, never inf
+        handler.on_signal(event("perf." + "x" * 300 + ":2"))
+    assert (handler.processed_count, handler.failed_count) == (4, 0)
+    found = {name: (point.count, point.sum) for name, (_, point) in histograms(reader).items()}
+    assert found == {
+        "perf.label_fast": (2, 2.0),
+        "perf.cache.load_1e400": (1, 1.0),
+        ("perf." + "x" * 300)[:255]: (1, 2.0),
+    }
+
+
+def test_parse_metric_never_gives_a_value_that_is_not_finite() -> None:
+    assert parse_metric("perf.cache.load:1e400") == ("perf.cache.load:1e400", 1.0, "")
+
+
 async def test_readme_example() -> None:
     """The README's examples run as written (on this backend, in virtual time) and print what it shows."""
     readme = Path(__file__).parent.parent / "README.md"

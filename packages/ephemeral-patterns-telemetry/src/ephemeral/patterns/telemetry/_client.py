@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections import deque
@@ -30,12 +31,13 @@ def parse_metric(signal: str) -> tuple[str, float, str]:
 
     ``"perf.db.query:12.5ms"`` gives ``("perf.db.query", 12.5, "ms")``; ``"perf.cache.size:42"`` gives
     ``("perf.cache.size", 42.0, "")``; a signal without a numeric ``:value`` counts once:
-    ``"perf.retry"`` gives ``("perf.retry", 1.0, "")``.
+    ``"perf.retry"`` gives ``("perf.retry", 1.0, "")``. A value that is not a finite number (``1e400``)
+    is no value.
     """
     found = _METRIC.fullmatch(signal)
-    if found is None:
+    if found is None or not math.isfinite(value := float(found["value"])):
         return signal, 1.0, ""
-    return found["name"], float(found["value"]), found["unit"]
+    return found["name"], value, found["unit"]
 
 
 @runtime_checkable

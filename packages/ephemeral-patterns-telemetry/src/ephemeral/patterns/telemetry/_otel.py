@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 
@@ -15,6 +16,17 @@ __all__ = ("OpenTelemetryClient",)
 SCOPE = "ephemeral.patterns.telemetry"
 #: The span started for a signal emitted where no span is recording.
 SIGNAL_SPAN = "ephemeral.signal"
+
+
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_.\-/]")
+
+
+def _instrument_name(metric: str) -> str:
+    """``metric`` as an OpenTelemetry instrument name: a letter, then letters, digits and ``_.-/`` (255 at most)."""
+    name = _NOT_IN_NAME.sub("_", metric)
+    if not name[:1].isalpha() or not name[:1].isascii():
+        name = "m_" + name
+    return name[:255]
 
 
 def _attributes(properties: Mapping[str, str]) -> dict[str, str]:
@@ -35,7 +47,9 @@ class OpenTelemetryClient:
       span).
     - ``perf.*`` signals also record their value in a histogram named after the metric
       (``perf.db.query:12.5ms`` records 12.5 in ``perf.db.query``, unit ``ms``), one histogram per
-      name, with no attributes, so operation ids and keys never multiply the metric's series.
+      name, with no attributes, so operation ids and keys never multiply the metric's series. Characters
+      an instrument name may not hold (anything but letters, digits and ``_.-/``) become ``_``
+      (``perf.label:fast`` counts in ``perf.label_fast``), and names are cut at 255 characters.
 
     Args:
         tracer_provider: Where spans go; None uses the global one (``opentelemetry.trace``).
@@ -84,6 +98,8 @@ class OpenTelemetryClient:
                 histogram = self._histograms.get(name)
                 if histogram is None:
                     unit = properties.get("unit", "")
-                    histogram = self._meter.create_histogram(name, unit=unit, description=f"ephemeral signal {name}")
+                    histogram = self._meter.create_histogram(
+                        _instrument_name(name), unit=unit, description=f"ephemeral signal {name}"
+                    )
                     self._histograms[name] = histogram
         histogram.record(value)
