@@ -217,3 +217,14 @@ async def test_a_key_postgresql_cannot_hold_is_refused_without_blocking_the_queu
         await wait_for(lambda: b.detect("after.odd"))
         assert not b.detect("odd.key")
         assert bridge.stats().refused == 1
+
+
+@pytest.mark.real_time
+async def test_a_second_bridge_of_one_sink_to_the_same_table_is_refused(postgres_dsn: str, table: str) -> None:
+    sink = SignalSink()
+    async with PostgresSignalBridge(sink, postgres_dsn, table=table):
+        with pytest.raises(RuntimeError, match="already carries this sink's signals"):
+            async with PostgresSignalBridge(sink, postgres_dsn, table=table):
+                pass
+    async with PostgresSignalBridge(sink, postgres_dsn, table=table):  # free again once the first left
+        pass

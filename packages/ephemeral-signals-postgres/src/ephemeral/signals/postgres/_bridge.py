@@ -55,6 +55,9 @@ _UNPUBLISHED: dict[int, SignalEvent[Any]] = {}
 _applying = threading.local()
 
 _RECONNECT = BackoffPolicy(0.05, max_delay=2.0)
+#: (id of the sink, conninfo, table) of every entered bridge: a second bridge of one sink to the same table
+#: would receive the first one's rows as another node's, and each signal would arrive twice.
+_ENTERED: set[tuple[int, str, str]] = set()
 
 
 class BridgeStats(NamedTuple):
@@ -296,6 +299,7 @@ class PostgresSignalBridge(TaskGroupOwner):
         self._clock: Callable[[], float] = loop_clock()
         self._subscriptions: list[Subscription] = []
         self._closing = False
+        self._route: tuple[int, str, str] | None = None  # while entered: its key in _ENTERED
         self._inflight: list[_Row] = []  # the batch being written (kept until it is written)
         self._last_error = "none"
 
@@ -342,6 +346,14 @@ class PostgresSignalBridge(TaskGroupOwner):
     # -- lifecycle ----------------------------------------------------------------------------------
 
     async def _on_enter(self, tg: TaskGroup) -> None:
+        route = (id(self._sink), self._conninfo, self._table)
+        if route in _ENTERED:
+            raise RuntimeError(
+                f"another PostgresSignalBridge already carries this sink's signals to table {self._table!r}: "
+                "each signal would arrive twice; give a second bridge of one sink another table or database"
+            )
+        _ENTERED.add(route)
+        self._route = route
         self._binding = LoopBinding()
         self._clock = loop_clock()
         self._wakeup = Wakeup(self._clock)
@@ -390,6 +402,9 @@ class PostgresSignalBridge(TaskGroupOwner):
 
     def _on_close(self) -> None:
         self._closing = True
+        if self._route is not None:
+            _ENTERED.discard(self._route)
+            self._route = None
         for subscription in self._subscriptions:
             subscription.close()
 
