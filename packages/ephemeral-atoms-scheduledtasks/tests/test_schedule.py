@@ -238,6 +238,10 @@ async def test_bad_arguments() -> None:
         DurableTaskAtom(handler, store=object())  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="enter the atom first"):
         await durable.enqueue(DurableTask("m", "s", START))
+    with pytest.raises(RuntimeError, match="enter the atom first"):
+        await durable.wait_for_idle()
+    with pytest.raises(RuntimeError, match="enter the atom first"):
+        await durable.drain()
     with pytest.raises(ValueError, match="timezone-aware"):
         DurableTask("m", "s", datetime(2026, 1, 1))
 

@@ -31,6 +31,10 @@ _log = logging.getLogger("ephemeral.atoms.scheduledtasks")
 _OUTAGE_WAIT = 1.0  # seconds between attempts to read a store that failed
 
 
+def _not_open() -> RuntimeError:
+    return RuntimeError("enter the atom first: `async with DurableTaskAtom(handler) as atom:`")
+
+
 def _key_of(stored: StoredTask) -> str:
     return stored.task.key if stored.task.key is not None else stored.task.name
 
@@ -161,7 +165,7 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
         if not isinstance(task, DurableTask):
             raise TypeError(f"task must be a DurableTask, got {task!r}")
         if not self._open:
-            raise RuntimeError("enter the atom first: `async with DurableTaskAtom(handler) as atom:`")
+            raise _not_open()
         if not self._accepting:
             raise CoordinatorClosedError("DurableTaskAtom has been completed; no new tasks are accepted")
         self._adding += 1
@@ -180,6 +184,8 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
 
     async def drain(self) -> None:
         """``complete()``, then wait until every stored task has run (its last attempt included)."""
+        if self._idle_changed is None:
+            raise _not_open()
         self.complete()
         await self.wait_for_idle()
         self._claiming = False
@@ -188,6 +194,8 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
 
     async def wait_for_idle(self) -> None:
         """Wait until no task is running and none is waiting to be claimed; the atom stays open."""
+        if self._idle_changed is None:
+            raise _not_open()
         while not self._idle:
             assert self._idle_changed is not None
             await self._idle_changed.wait()
