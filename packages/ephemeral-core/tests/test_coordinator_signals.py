@@ -385,3 +385,83 @@ async def test_shared_sink_sees_both_coordinators_and_direct_signals_once() -> N
         assert {e.signal for e in two.get_signals()} == {"b.done"}
         assert sink.coordinator_count == 2
     assert sink.coordinator_count == 0
+
+
+async def test_a_spent_deferral_episode_ends_when_the_signal_goes_while_nothing_waits() -> None:
+    """A spent episode ends at the retract even if no worker looks then: a much later signal holds work again."""
+    sink = clocked_sink()
+    started: list[float] = []
+
+    async def body(item: int) -> None:
+        started.append(anyio.current_time())
+
+    options = EphemeralOptions(
+        signals=sink, defer_on_signals={"busy"}, defer_check_interval=0.25, max_defer_attempts=4, max_concurrency=1
+    )
+    async with EphemeralWorkCoordinator(body, options) as c:
+        sink.emit("busy")
+        await c.enqueue(1)
+        await anyio.sleep(2)
+        assert len(started) == 1  # ran once the 1 s hold was spent
+        sink.retract("busy")  # nothing waits: no worker looks at the gate now
+        await anyio.sleep(60)
+        sink.emit("busy")
+        t0 = anyio.current_time()
+        await c.enqueue(2)
+        await anyio.sleep(0.5)
+        assert len(started) == 1  # a new episode: held again
+        await anyio.sleep(1)
+        assert len(started) == 2 and started[1] - t0 == pytest.approx(1.0, abs=0.01)
+
+
+async def test_resume_latest_wins_an_older_resume_signal_does_not_end_a_new_update() -> None:
+    """A resume signal left from the previous update does not let work through the next one."""
+    sink = clocked_sink()
+    ran: list[int] = []
+
+    async def body(item: int) -> None:
+        ran.append(item)
+
+    options = EphemeralOptions(
+        signals=sink, defer_on_signals={"update.in-progress"}, resume_on_signals={"update.done"}, max_concurrency=1
+    )
+    async with EphemeralWorkCoordinator(body, options) as c:
+        sink.emit("update.in-progress")
+        await c.enqueue(1)
+        await anyio.sleep(1)
+        sink.emit("update.done")  # newer than the defer signal: resumes
+        await anyio.sleep(0.2)
+        assert ran == [1]
+        await anyio.sleep(1)
+        sink.emit("update.in-progress")  # a second update: update.done is still live, but older
+        await c.enqueue(2)
+        await anyio.sleep(1)
+        assert ran == [1]
+        sink.emit("update.done")
+        await anyio.sleep(0.2)
+        assert ran == [1, 2]
+
+
+async def test_a_spent_hold_emits_deferral_expired_once_per_episode() -> None:
+    """When the hold runs out the coordinator says so: deferral.expired, keyed by the defer signal ignored."""
+    sink = clocked_sink()
+    ran: list[int] = []
+
+    async def body(item: int) -> None:
+        ran.append(item)
+
+    options = EphemeralOptions(
+        signals=sink, defer_on_signals={"busy.*"}, defer_check_interval=0.5, max_defer_attempts=2, max_concurrency=1
+    )
+    async with EphemeralWorkCoordinator(body, options) as c:
+        sink.emit("busy.db")
+        for n in range(3):
+            await c.enqueue(n)
+        await anyio.sleep(0.9)
+        assert ran == [] and not sink.sense("deferral.expired")
+        await anyio.sleep(0.2)
+        assert ran == [0, 1, 2]
+        await c.enqueue(3)  # the same episode: not held, not signalled again
+        await anyio.sleep(0.01)
+        assert ran == [0, 1, 2, 3]
+    assert [(e.signal, e.key) for e in sink.sense("deferral.expired")] == [("deferral.expired", "busy.db")]

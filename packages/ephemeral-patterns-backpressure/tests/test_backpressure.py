@@ -216,10 +216,6 @@ async def test_failures_are_counted_not_fatal() -> None:
     assert (c.get_metrics().total_completed, c.get_metrics().total_failed) == (3, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core's Deferral forgets to end a spent episode when the signal is retracted while nothing waits",
-)
 async def test_a_spent_episode_ends_even_when_nothing_waits_at_the_retract() -> None:
     """After a spent hold, the queue empties, the signal is retracted, and much later backpressure returns:
     the new signal should hold work again for max_defer."""

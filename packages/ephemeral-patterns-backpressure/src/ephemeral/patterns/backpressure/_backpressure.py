@@ -30,8 +30,8 @@ class SignalDrivenBackpressure(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]
 
     The hold is bounded: when a backpressure signal has held work back for ``max_defer`` (looked at
     every ``check_interval``), work goes ahead until no backpressure signal is live any more (a
-    lingering signal delays work once, not once per item), and ``deferral.expired`` is emitted on the
-    sink, keyed by the name of the backpressure signal still live, once per such signal.
+    lingering signal delays work once, not once per item), and the coordinator emits ``deferral.expired``
+    on the sink, keyed by the name of the oldest backpressure signal still live, once per episode.
 
     Use it as an async context manager; leaving the block drains it. Every accepted item ends
     completed, failed (its body raised) or cancelled (the block raised):
@@ -85,9 +85,7 @@ class SignalDrivenBackpressure(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]
         if not self._defer_on:
             raise ValueError(f"backpressure_pattern must name at least one pattern, got {backpressure_pattern!r}")
         self._resume_on = PatternSet(resume_pattern)
-        self._body = body
         self._sink = sink
-        self._reported: tuple[str, int] | None = None
         self.max_defer = timedelta(seconds=defer_seconds)
         options = EphemeralOptions(
             max_concurrency=max_concurrency,
@@ -98,7 +96,7 @@ class SignalDrivenBackpressure(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]
             defer_check_interval=interval,
             max_defer_attempts=max(1, math.ceil(defer_seconds / interval - 1e-9)),
         )
-        super().__init__(EphemeralWorkCoordinator(self._run, options))
+        super().__init__(EphemeralWorkCoordinator(body, options))
 
     @classmethod
     def create(
@@ -106,17 +104,6 @@ class SignalDrivenBackpressure(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]
     ) -> SignalDrivenBackpressure[T]:
         """``SignalDrivenBackpressure(body, sink, max_concurrency=..., **options)``, as the original spells it."""
         return cls(body, sink, max_concurrency=max_concurrency, **options)
-
-    async def _run(self, item: T) -> None:
-        # The coordinator only starts an item under a live backpressure signal once max_defer has run out.
-        if self.is_backpressured:
-            live = self._sink.sense(self._defer_on)
-            if live:
-                first = (live[0].signal, live[0].operation_id)
-                if first != self._reported:
-                    self._reported = first
-                    self._sink.emit(DEFERRAL_EXPIRED, key=first[0])
-        await self._body(item)
 
     @property
     def is_backpressured(self) -> bool:
