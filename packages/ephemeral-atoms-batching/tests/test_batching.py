@@ -425,3 +425,11 @@ def test_signals_must_be_a_sink() -> None:
     """Anything but a SignalSink as signals raises TypeError naming it."""
     with pytest.raises(TypeError, match="signals"):
         BatchingAtom(Recorder(), signals="sink")  # type: ignore[arg-type]
+
+
+def test_a_sync_on_batch_is_refused_naming_it() -> None:
+    def plain(batch: list[int]) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"on_batch must be an async function \(async def\), got <function"):
+        BatchingAtom(plain)  # type: ignore[arg-type]

@@ -797,3 +797,14 @@ async def test_a_wrong_database_or_role_fails_entry_at_once_with_the_servers_wor
             pass
     assert anyio.current_time() - start < 3.0
     assert isinstance(caught.value.__cause__, psycopg.OperationalError)
+
+
+def test_a_database_name_that_is_not_an_identifier_is_named_as_such() -> None:
+    """The table defaults to config.database_name: the error names that (and table_name=), not table_name alone."""
+    config = DataStorageConfig(database_name="my-orders")  # fine as a signal name
+    match = r"^config\.database_name \(the table name unless table_name= is given\) must be a SQL .* got 'my-orders'$"
+    with pytest.raises(ValueError, match=match):
+        PostgresDataStorageAtom(None, config, UNREACHABLE)
+    with pytest.raises(ValueError, match=r"^table_name must be a SQL identifier"):
+        PostgresDataStorageAtom(None, config, UNREACHABLE, table_name="my-orders")
+    assert PostgresDataStorageAtom(None, config, UNREACHABLE, table_name="my_orders").table_name == "my_orders"

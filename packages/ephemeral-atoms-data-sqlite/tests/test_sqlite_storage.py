@@ -80,7 +80,8 @@ async def test_bad_table_names_are_refused_before_any_sql(tmp_path: Path, table:
 
 async def test_a_database_name_that_is_not_an_identifier_needs_a_table_name(tmp_path: Path) -> None:
     config = DataStorageConfig(database_name="my-orders")  # fine as a signal name
-    with pytest.raises(ValueError, match="table_name"):
+    match = r"^config\.database_name \(the table name unless table_name= is given\) must be a SQL .* got 'my-orders'$"
+    with pytest.raises(ValueError, match=match):
         SqliteDataStorageAtom(None, config, tmp_path / "x.db")
     async with SqliteDataStorageAtom[str, Any](SignalSink(), config, tmp_path / "x.db", table_name="my_orders") as s:
         await s.save("k", "v")

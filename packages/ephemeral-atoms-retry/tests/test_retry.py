@@ -505,3 +505,24 @@ def test_signals_must_be_a_sink() -> None:
 def test_max_attempts_is_exposed() -> None:
     """The configured attempt limit is readable."""
     assert RetryAtom(Flaky(), max_attempts=7).max_attempts == 7
+
+
+async def test_errors_name_retry_atom_and_a_sync_body_is_refused() -> None:
+    """The errors name RetryAtom (the object called), and a plain ``def`` body is refused at construction."""
+
+    def plain(item: int) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"body must be an async function \(async def\), got <function"):
+        RetryAtom(plain)  # type: ignore[arg-type]
+
+    async def body(item: int) -> None:
+        pass
+
+    atom = RetryAtom(body)
+    with pytest.raises(RuntimeError, match=r"async with RetryAtom\(\.\.\.\)"):
+        await atom.enqueue(1)
+    async with atom:
+        await atom.enqueue(1)
+    with pytest.raises(CoordinatorClosedError, match=r"^RetryAtom has been completed; no new items are accepted$"):
+        await atom.enqueue(2)

@@ -486,3 +486,11 @@ async def test_readme_example_runs() -> None:
         "Entries: 1, Hot: 0",
         "['cache.miss', 'cache.hit', 'cache.hit']",
     ]
+
+
+def test_a_sync_compute_is_refused_naming_it() -> None:
+    def plain(key: str) -> str:
+        return key
+
+    with pytest.raises(TypeError, match=r"compute must be an async function \(async def\), got <function"):
+        SlidingCacheAtom(plain)  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from ephemeral.core import AtomStats, EphemeralOptions, EphemeralWorkCoordinator
+from ephemeral.core import AtomStats, CoordinatorClosedError, EphemeralOptions, EphemeralWorkCoordinator
 from ephemeral.core.lowlevel import AtomBase
 
 
@@ -45,3 +45,14 @@ def test_atom_needs_a_coordinator() -> None:
     """AtomBase rejects anything but a coordinator."""
     with pytest.raises(TypeError, match="coordinator"):
         AtomBase(object())  # type: ignore[type-var]
+
+
+async def test_errors_name_the_atom_the_user_called() -> None:
+    """Used before entering or after closing, an atom's errors name the atom, not its inner coordinator."""
+    atom = Doubler()
+    with pytest.raises(RuntimeError, match=r"enter the atom first: `async with Doubler\(\.\.\.\) as atom:`"):
+        await atom.enqueue(1)
+    async with atom:
+        await atom.enqueue(1)
+    with pytest.raises(CoordinatorClosedError, match=r"^Doubler has been completed; no new items are accepted$"):
+        await atom.enqueue(2)

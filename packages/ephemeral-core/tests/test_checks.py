@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
 
-from ephemeral.core.lowlevel import check_callable, check_choice, check_float, check_int, check_optional_int
+from ephemeral.core.lowlevel import (
+    check_async_callable,
+    check_callable,
+    check_choice,
+    check_float,
+    check_int,
+    check_optional_int,
+)
 
 
 def test_check_int() -> None:
@@ -62,3 +70,39 @@ def test_check_callable() -> None:
         check_callable(1, "f", "an async callable", optional=True)
     with pytest.raises(TypeError, match="f must be a callable, got None"):
         check_callable(None, "f")
+
+
+def test_check_async_callable_accepts_what_returns_a_coroutine() -> None:
+    """Async functions, partials of them, bound async methods and objects with ``async def __call__`` pass."""
+
+    async def work(a: int, b: int) -> None:
+        pass
+
+    class Handler:
+        async def __call__(self, item: int) -> None:
+            pass
+
+        async def method(self, item: int) -> None:
+            pass
+
+    handler = Handler()
+    for value in (work, functools.partial(work, 1), handler, handler.method, functools.partial(handler, 1)):
+        assert check_async_callable(value, "body") is value
+    assert check_async_callable(None, "body", optional=True) is None
+
+
+def test_check_async_callable_refuses_a_plain_function_naming_the_argument() -> None:
+    def plain(item: int) -> None:
+        pass
+
+    class Sync:
+        def __call__(self, item: int) -> None:
+            pass
+
+    for value in (plain, functools.partial(plain), Sync(), lambda item: None, print):
+        with pytest.raises(TypeError, match=r"on_batch must be an async function \(async def\), got "):
+            check_async_callable(value, "on_batch")
+    with pytest.raises(TypeError, match=r"body must be an async function \(async def\), got 1"):
+        check_async_callable(1, "body")
+    with pytest.raises(TypeError, match=r"body must be an async function \(async def\) or None, got 1"):
+        check_async_callable(1, "body", optional=True)

@@ -74,7 +74,13 @@ def test_add_operation_needs_a_body_and_checks_its_arguments() -> None:
         DependencyCoordinator("not callable")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_concurrency"):
         DependencyCoordinator(None, 0)
-    deps = DependencyCoordinator(lambda item: anyio.lowlevel.checkpoint())
+    with pytest.raises(TypeError, match=r"body must be an async function \(async def\)"):
+        DependencyCoordinator(lambda item: anyio.lowlevel.checkpoint())  # a plain function returning an awaitable
+
+    async def body(item: int) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    deps = DependencyCoordinator(body)
     with pytest.raises(ValueError, match="already"):
         deps.add_operation("A", 1).add_operation("A", 2)
 

@@ -40,7 +40,12 @@ def test_lowlevel_and_sql_layers() -> None:
     import ephemeral.core.lowlevel
     import ephemeral.core.sql
 
-    assert set(ephemeral.core.sql.__all__) == {"derived_identifier", "quote_identifier", "validate_identifier"}
+    assert set(ephemeral.core.sql.__all__) == {
+        "derived_identifier",
+        "quote_identifier",
+        "table_identifier",
+        "validate_identifier",
+    }
     assert {"CoordinatorBase", "AtomBase", "check_int", "open_task_group", "next_id"} <= set(
         ephemeral.core.lowlevel.__all__
     )

@@ -364,3 +364,11 @@ def test_readme_example_runs() -> None:
     """The README's example runs as written and prints what the README shows."""
     readme = Path(__file__).parent.parent / "README.md"
     assert run_readme_examples(readme) == output_blocks(readme)[0]
+
+
+def test_a_sync_body_is_refused_naming_it() -> None:
+    def plain(item: int) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"body must be an async function \(async def\), got <function"):
+        SignalDrivenBackpressure(plain, SignalSink())  # type: ignore[arg-type]

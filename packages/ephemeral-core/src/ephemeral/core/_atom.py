@@ -38,6 +38,10 @@ class AtomBase(TaskGroupOwner, Generic[C]):
         if not isinstance(coordinator, CoordinatorBase):
             raise TypeError(f"coordinator must be a coordinator, got {coordinator!r}")
         self.coordinator = coordinator
+        coordinator._shown_as = self  # its errors name the atom the user called
+
+    def _not_entered(self, noun: str = "atom", alias: str = "atom") -> RuntimeError:
+        return super()._not_entered(noun, alias)
 
     @asynccontextmanager
     async def _outer_context(self) -> AsyncIterator[None]:

@@ -6,11 +6,21 @@ line, and names the argument in its message. Durations are checked by ``to_secon
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Collection
 from typing import Any, TypeVar
 
-__all__ = ("check_callable", "check_choice", "check_float", "check_int", "check_optional_int")
+__all__ = (
+    "check_async_callable",
+    "check_callable",
+    "check_choice",
+    "check_float",
+    "check_int",
+    "check_optional_int",
+    "is_async_callable",
+)
 
 C = TypeVar("C")
 
@@ -99,3 +109,31 @@ def check_callable(value: Any, name: str, what: str = "a callable", *, optional:
         return value
     suffix = " or None" if optional else ""
     raise TypeError(f"{name} must be {what}{suffix}, got {value!r}")
+
+
+def is_async_callable(value: object) -> bool:
+    """Whether calling ``value`` returns a coroutine.
+
+    True for ``async def`` functions and bound methods, ``functools.partial`` of them, and objects
+    whose class defines ``async def __call__``.
+    """
+    while isinstance(value, functools.partial):
+        value = value.func
+    if inspect.iscoroutinefunction(value):
+        return True
+    return callable(value) and not inspect.isroutine(value) and inspect.iscoroutinefunction(type(value).__call__)
+
+
+def check_async_callable(value: C, name: str, *, optional: bool = False) -> C:
+    """Return ``value`` if calling it returns a coroutine (or None when ``optional``).
+
+    A plain ``def`` given where an async function is awaited would fail every call at run time, far from
+    the mistake; refusing it here names the argument instead.
+
+    Raises:
+        TypeError: ``value`` is not an async function (see ``is_async_callable``), naming ``name``.
+    """
+    if (value is None and optional) or is_async_callable(value):
+        return value
+    suffix = " or None" if optional else ""
+    raise TypeError(f"{name} must be an async function (async def){suffix}, got {value!r}")

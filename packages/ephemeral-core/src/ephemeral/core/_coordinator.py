@@ -25,6 +25,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._async_handlers import AsyncSignalQueue
+from ._checks import check_async_callable
 from ._clock import TimeBase, loop_clock, to_seconds
 from ._counters import REFUSED, CoordinatorMetrics, OutcomeCounters, Refused
 from ._events import SignalEvent
@@ -84,8 +85,7 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
         options: EphemeralOptions | None = None,
         queue: Callable[[EphemeralOptions], WorkQueue] | None = None,
     ) -> None:
-        if not callable(body):
-            raise TypeError(f"body must be an async callable taking one item, got {body!r}")
+        check_async_callable(body, "body")
         if options is None:
             options = EphemeralOptions()
         elif not isinstance(options, EphemeralOptions):
@@ -219,9 +219,9 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
         """The error of an item offered once intake has stopped (the item is not accepted)."""
         if self._pool_lost:
             return CoordinatorClosedError(
-                f"{type(self).__name__} is closing: a cancellation reached it; no new items are accepted"
+                f"{self._shown_name} is closing: a cancellation reached it; no new items are accepted"
             )
-        return CoordinatorClosedError(f"{type(self).__name__} has been completed; no new items are accepted")
+        return CoordinatorClosedError(f"{self._shown_name} has been completed; no new items are accepted")
 
     async def _wait_for_room(self) -> None:
         """Return once one more item may wait; raise when it never will."""

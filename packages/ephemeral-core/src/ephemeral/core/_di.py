@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
 import anyio
 import svcs
 
+from ._checks import check_async_callable
 from ._clock import to_seconds
 from ._coordinator import CoordinatorBase, CoordinatorClosedError, EphemeralWorkCoordinator
 from ._keyed import EphemeralKeyedWorkCoordinator
@@ -122,8 +123,7 @@ def _with_defaults(options: EphemeralOptions | None, name: str) -> EphemeralOpti
 
 
 def _check_body(body: object) -> None:
-    if not callable(body):
-        raise TypeError(f"body must be an async callable taking one item, got {body!r}")
+    check_async_callable(body, "body")
 
 
 class _CoordinatorFactory(Generic[C]):

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from anyio.abc import TaskGroup
 
 from ._async_handlers import AsyncSignalQueue
-from ._checks import check_int
+from ._checks import check_async_callable, check_int
 from ._events import SignalEvent
 from ._hooks import EventHook, Subscription
 from ._lifecycle import TaskGroupOwner
@@ -135,8 +135,7 @@ class SignalDispatcher(TaskGroupOwner):
         """
         if not isinstance(pattern, str) or not pattern.strip():
             raise ValueError(f"pattern must be a non-blank glob, got {pattern!r}")
-        if not callable(handler):
-            raise TypeError(f"handler must be an async callable taking an event, got {handler!r}")
+        check_async_callable(handler, "handler")
         return self._rules.connect(_Rule(compile_pattern(pattern), handler))
 
     @property

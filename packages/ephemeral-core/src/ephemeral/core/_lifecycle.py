@@ -100,6 +100,13 @@ class TaskGroupOwner(AsyncContextManagerMixin):
 
     #: 0: never entered; 1: inside its block; 2: closed.
     _owner_state = 0
+    #: The object errors name instead of this one: the one the user holds (an atom, for its coordinator).
+    _shown_as: TaskGroupOwner | None = None
+
+    @property
+    def _shown_name(self) -> str:
+        """The class name errors show: that of the object the user called."""
+        return type(self if self._shown_as is None else self._shown_as).__name__
 
     @asynccontextmanager
     async def __asynccontextmanager__(self: _Self) -> AsyncIterator[_Self]:
@@ -132,6 +139,8 @@ class TaskGroupOwner(AsyncContextManagerMixin):
 
     def _not_entered(self, noun: str = "object", alias: str = "obj") -> RuntimeError:
         """The "enter me first" error: ``enter the <noun> first: `async with <Class>(...) as <alias>:```."""
+        if self._shown_as is not None:
+            return self._shown_as._not_entered()
         return RuntimeError(f"enter the {noun} first: `async with {type(self).__name__}(...) as {alias}:`")
 
     async def _on_enter(self, tg: TaskGroup) -> None:

@@ -10,6 +10,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._atom import AtomBase, AtomStats
+from ._checks import check_async_callable
 from ._coordinator import CoordinatorClosedError, EphemeralWorkCoordinator
 from ._operation import EphemeralOperationSnapshot
 from ._options import EphemeralOptions
@@ -52,8 +53,7 @@ class PersistAtom(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
         *,
         max_backlog: int = 1024,
     ) -> None:
-        if not callable(persist):
-            raise TypeError(f"persist must be an async callable taking one {self.item_name}, got {persist!r}")
+        check_async_callable(persist, "persist")
         if options is not None and not isinstance(options, EphemeralOptions):
             raise TypeError(f"options must be EphemeralOptions or None, got {options!r}")
         if isinstance(max_backlog, bool) or not isinstance(max_backlog, int):
@@ -109,7 +109,7 @@ class PersistAtom(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
             CoordinatorClosedError: The atom no longer accepts items.
         """
         if self._closing:
-            raise CoordinatorClosedError(f"{type(self).__name__} has been completed; no new items are accepted")
+            raise CoordinatorClosedError(f"{self._shown_name} has been completed; no new items are accepted")
         return await self.coordinator.enqueue(item)
 
     def try_enqueue(self, item: T) -> bool:

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from ._checks import check_optional_int
+from ._checks import check_async_callable, check_optional_int
 from ._clock import to_seconds
 from ._coordinator import EphemeralWorkCoordinator
 from ._events import SignalEvent
@@ -192,8 +192,7 @@ class DependencyCoordinator:
         max_concurrency: int | None = None,
         sink: SignalSink | None = None,
     ) -> None:
-        if body is not None and not callable(body):
-            raise TypeError(f"body must be an async callable taking an operation's item, or None, got {body!r}")
+        check_async_callable(body, "body", optional=True)
         self._body = body
         self._max_concurrency = check_optional_int(max_concurrency, "max_concurrency")
         if sink is not None and not isinstance(sink, SignalSink):
@@ -216,8 +215,7 @@ class DependencyCoordinator:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         if name in self._actions:
             raise ValueError(f"name {name!r} is already an operation")
-        if not callable(action):
-            raise TypeError(f"action must be an async callable taking no argument, got {action!r}")
+        check_async_callable(action, "action")
         deps = (depends_on,) if isinstance(depends_on, str) else tuple(depends_on)
         for dependency in deps:
             if not isinstance(dependency, str) or not dependency:
@@ -460,8 +458,7 @@ class StagedPipelineBuilder(Generic[T]):
         """
         if isinstance(order, bool) or not isinstance(order, int):
             raise TypeError(f"order must be an int, got {order!r}")
-        if not callable(work):
-            raise TypeError(f"work must be an async callable taking one item, got {work!r}")
+        check_async_callable(work, "work")
         stage_name = f"stage-{order}" if name is None else name
         if not isinstance(stage_name, str) or not stage_name.strip():
             raise ValueError(f"name must be a non-empty string, got {name!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-__all__ = ("derived_identifier", "quote_identifier", "validate_identifier")
+__all__ = ("derived_identifier", "quote_identifier", "table_identifier", "validate_identifier")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -25,6 +25,17 @@ def validate_identifier(value: object, name: str, *, max_length: int = 63) -> st
             f"at most {max_length} characters; got {value!r}"
         )
     return value
+
+
+def table_identifier(table_name: object, database_name: object) -> str:
+    """The table of a storage: ``table_name``, or ``config.database_name`` when it is None; validated.
+
+    The error names what the user gave: ``table_name``, or ``config.database_name`` (saying it is the
+    table name unless ``table_name=`` is given) when the table defaults to it.
+    """
+    if table_name is not None:
+        return validate_identifier(table_name, "table_name")
+    return validate_identifier(database_name, "config.database_name (the table name unless table_name= is given)")
 
 
 def quote_identifier(value: str, name: str = "identifier") -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 
+from ._checks import check_async_callable
 from ._coordinator import CoordinatorMetrics, EphemeralWorkCoordinator
 from ._events import SignalEvent, SignalPropagation
 from ._hooks import Subscription
@@ -58,8 +59,7 @@ class SignalStage:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"name must be a non-empty string, got {self.name!r}")
-        if not callable(self.work):
-            raise TypeError(f"work must be an async callable taking the trigger event, got {self.work!r}")
+        check_async_callable(self.work, "work")
         try:
             trigger = PatternSet(self.trigger).patterns
         except TypeError as error:

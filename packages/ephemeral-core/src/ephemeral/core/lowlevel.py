@@ -21,11 +21,13 @@ from ._backoff import (
 from ._bounded import BoundedMap as BoundedMap
 from ._causal import cause_chain as cause_chain, caused_event as caused_event
 from ._checks import (
+    check_async_callable as check_async_callable,
     check_callable as check_callable,
     check_choice as check_choice,
     check_float as check_float,
     check_int as check_int,
     check_optional_int as check_optional_int,
+    is_async_callable as is_async_callable,
 )
 from ._clock import TimeBase as TimeBase, loop_clock as loop_clock, to_seconds as to_seconds, utc_now as utc_now
 from ._coordinator import CoordinatorBase as CoordinatorBase
@@ -90,6 +92,7 @@ __all__ = (
     "call_isolated",
     "cause_chain",
     "caused_event",
+    "check_async_callable",
     "check_callable",
     "check_choice",
     "check_float",
@@ -97,6 +100,7 @@ __all__ = (
     "check_optional_int",
     "close_task_group",
     "compile_pattern",
+    "is_async_callable",
     "loop_clock",
     "newest_retry_hint",
     "next_id",

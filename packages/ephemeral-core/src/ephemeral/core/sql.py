@@ -9,7 +9,8 @@ from __future__ import annotations
 from ._sql import (
     derived_identifier as derived_identifier,
     quote_identifier as quote_identifier,
+    table_identifier as table_identifier,
     validate_identifier as validate_identifier,
 )
 
-__all__ = ("derived_identifier", "quote_identifier", "validate_identifier")
+__all__ = ("derived_identifier", "quote_identifier", "table_identifier", "validate_identifier")

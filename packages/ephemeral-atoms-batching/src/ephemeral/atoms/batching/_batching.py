@@ -19,7 +19,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
-from ephemeral.core.lowlevel import AtomBase, FlushBuffer, check_int, to_seconds
+from ephemeral.core.lowlevel import AtomBase, FlushBuffer, check_async_callable, check_int, to_seconds
 
 __all__ = ("BatchingAtom", "BatchingStats")
 
@@ -83,8 +83,7 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
         flush_interval: float | timedelta = 1.0,
         signals: SignalSink | None = None,
     ) -> None:
-        if not callable(on_batch):
-            raise TypeError(f"on_batch must be an async callable taking a list of items, got {on_batch!r}")
+        check_async_callable(on_batch, "on_batch")
         check_int(max_batch_size, "max_batch_size")
         self._interval = to_seconds(flush_interval, "flush_interval")
         self._on_batch = on_batch

@@ -24,7 +24,7 @@ from ephemeral.atoms.data import (
 )
 from ephemeral.core import SignalSink, TypedSignalSink
 from ephemeral.core.lowlevel import BackoffPolicy, check_int, check_optional_int, to_seconds
-from ephemeral.core.sql import derived_identifier, quote_identifier, validate_identifier
+from ephemeral.core.sql import derived_identifier, quote_identifier, table_identifier, validate_identifier
 
 __all__ = ("PostgresDataStorageAtom",)
 
@@ -152,10 +152,7 @@ class PostgresDataStorageAtom(DataStorageAtomBase[K, V]):
             conninfo_to_dict(conninfo)
         except psycopg.ProgrammingError as error:
             raise ValueError(f"conninfo is not a valid libpq connection string or URL: {error}") from None
-        table = validate_identifier(
-            config.database_name if table_name is None else table_name,
-            "table_name" if table_name is not None else "table_name (defaulting to config.database_name)",
-        )
+        table = table_identifier(table_name, config.database_name)
         validate_identifier(schema, "schema")
         if not isinstance(use_jsonb, bool):
             raise TypeError(f"use_jsonb must be a bool, got {use_jsonb!r}")

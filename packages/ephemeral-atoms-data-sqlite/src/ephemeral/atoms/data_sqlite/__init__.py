@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from ephemeral.atoms.data import DataSerializer, DataStorageAtomBase, DataStorageConfig, WriteItem
 from ephemeral.core import SignalSink, TypedSignalSink
-from ephemeral.core.sql import derived_identifier, quote_identifier
+from ephemeral.core.sql import derived_identifier, quote_identifier, table_identifier
 from ephemeral.sqlite.singlewriter import SqliteConnection, SqliteSingleWriter, SqliteSingleWriterOptions
 
 __all__ = ("SqliteDataStorageAtom",)
@@ -59,7 +59,7 @@ class SqliteDataStorageAtom(DataStorageAtomBase[K, V]):
         serializer: DataSerializer[V] | None = None,
     ) -> None:
         super().__init__(sink, config, value_type=value_type, serializer=serializer)
-        table = config.database_name if table_name is None else table_name
+        table = table_identifier(table_name, config.database_name)
         self._table = quote_identifier(table, "table_name")
         self._index = quote_identifier(derived_identifier("idx_", table, "_updated"), "index name")
         if writer is not None:

@@ -17,7 +17,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
-from ephemeral.core.lowlevel import AtomBase, BackoffPolicy, check_int, newest_retry_hint, sleep
+from ephemeral.core.lowlevel import AtomBase, BackoffPolicy, check_async_callable, check_int, newest_retry_hint, sleep
 
 __all__ = ("ATTEMPT_STATE", "RetryAtom")
 
@@ -101,8 +101,7 @@ class RetryAtom(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
         retry_on: RetryOn = (Exception,),
         signals: SignalSink | None = None,
     ) -> None:
-        if not callable(body):
-            raise TypeError(f"body must be an async callable taking one item, got {body!r}")
+        check_async_callable(body, "body")
         self._max_attempts = check_int(max_attempts, "max_attempts")
         self._policy = BackoffPolicy(backoff, jitter=jitter, random=random, name="backoff")
         self._should_retry = _retry_predicate(retry_on)

@@ -20,7 +20,15 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
-from ephemeral.core.lowlevel import AtomBase, BackoffPolicy, TimeBase, Wakeup, check_int, loop_clock
+from ephemeral.core.lowlevel import (
+    AtomBase,
+    BackoffPolicy,
+    TimeBase,
+    Wakeup,
+    check_async_callable,
+    check_int,
+    loop_clock,
+)
 
 from ._store import DurableTask, InMemoryTaskStore, StoredTask, TaskStore
 
@@ -79,8 +87,7 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
         signals: SignalSink | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        if not callable(handler):
-            raise TypeError(f"handler must be an async callable taking a DurableTask, got {handler!r}")
+        check_async_callable(handler, "handler")
         if store is None:
             store = InMemoryTaskStore()
         elif not isinstance(store, TaskStore):

@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from ephemeral.core import EphemeralLruCache, EphemeralLruCacheOptions, SignalEvent, SignalSink
-from ephemeral.core.lowlevel import check_int, to_seconds
+from ephemeral.core.lowlevel import check_async_callable, check_int, to_seconds
 
 __all__ = ("SlidingCacheAtom", "SlidingCacheStats")
 
@@ -106,8 +106,7 @@ class SlidingCacheAtom(Generic[K, R]):
         sample_rate: int = 1,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if not callable(compute):
-            raise TypeError(f"compute must be an async callable taking a key, got {compute!r}")
+        check_async_callable(compute, "compute")
         sliding = to_seconds(sliding_expiration, "sliding_expiration")
         absolute = None if absolute_expiration is None else to_seconds(absolute_expiration, "absolute_expiration")
         check_int(max_size, "max_size")

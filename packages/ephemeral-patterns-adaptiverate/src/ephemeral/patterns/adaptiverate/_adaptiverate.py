@@ -20,6 +20,7 @@ from ephemeral.core.lowlevel import (
     AtomBase,
     LoopBinding,
     Wakeup,
+    check_async_callable,
     check_int,
     parse_retry_hint,
     to_seconds,
@@ -90,8 +91,7 @@ class AdaptiveRateService(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
         sink: SignalSink | None = None,
         max_pending: int = 100,
     ) -> None:
-        if not callable(body):
-            raise TypeError(f"body must be an async callable taking one item, got {body!r}")
+        check_async_callable(body, "body")
         check_int(max_concurrency, "max_concurrency")
         self.max_attempts = check_int(max_attempts, "max_attempts")
         self._max_hold = to_seconds(max_hold, "max_hold")

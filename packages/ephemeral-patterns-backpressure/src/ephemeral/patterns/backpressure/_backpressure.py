@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from ephemeral.core import CoordinatorMetrics, EphemeralOptions, EphemeralWorkCoordinator, PatternSet, SignalSink
-from ephemeral.core.lowlevel import AtomBase, check_int, to_seconds
+from ephemeral.core.lowlevel import AtomBase, check_async_callable, check_int, to_seconds
 
 __all__ = ("DEFERRAL_EXPIRED", "SignalDrivenBackpressure")
 
@@ -71,8 +71,7 @@ class SignalDrivenBackpressure(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]
         check_interval: float | timedelta = 0.05,
         max_pending: int = 200,
     ) -> None:
-        if not callable(body):
-            raise TypeError(f"body must be an async callable taking one item, got {body!r}")
+        check_async_callable(body, "body")
         if not isinstance(sink, SignalSink):
             raise TypeError(f"sink must be a SignalSink, got {sink!r}")
         check_int(max_concurrency, "max_concurrency")

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, NamedTuple, TypeVar
 
 from ephemeral.core import CoordinatorMetrics, EphemeralKeyedWorkCoordinator, EphemeralOptions, SignalSink
-from ephemeral.core.lowlevel import AtomBase, check_int
+from ephemeral.core.lowlevel import AtomBase, check_async_callable, check_int
 
 __all__ = ("KeyedPriorityFanOut", "PendingCounts")
 
@@ -73,8 +73,7 @@ class KeyedPriorityFanOut(AtomBase[EphemeralKeyedWorkCoordinator[K, K]], Generic
     ) -> None:
         if not callable(key_selector):
             raise TypeError(f"key_selector must be callable, got {key_selector!r}")
-        if not callable(body):
-            raise TypeError(f"body must be an async callable taking one item, got {body!r}")
+        check_async_callable(body, "body")
         check_int(max_concurrency, "max_concurrency")
         check_int(per_key_concurrency, "per_key_concurrency")
         check_int(max_pending, "max_pending")

@@ -10,7 +10,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import anyio
 
 from ephemeral.core import CoordinatorMetrics, EphemeralOptions, EphemeralWorkCoordinator, SignalSink
-from ephemeral.core.lowlevel import check_int
+from ephemeral.core.lowlevel import check_async_callable, check_int
 
 __all__ = ("ReactiveFanOutMetrics", "ReactiveFanOutPipeline")
 
@@ -84,10 +84,8 @@ class ReactiveFanOutPipeline(Generic[T]):
         sink: SignalSink | None = None,
         max_pending: int | None = None,
     ) -> None:
-        if not callable(stage2_work):
-            raise TypeError(f"stage2_work must be an async callable taking one item, got {stage2_work!r}")
-        if pre_stage_work is not None and not callable(pre_stage_work):
-            raise TypeError(f"pre_stage_work must be an async callable or None, got {pre_stage_work!r}")
+        check_async_callable(stage2_work, "stage2_work")
+        check_async_callable(pre_stage_work, "pre_stage_work", optional=True)
         if sink is not None and not isinstance(sink, SignalSink):
             raise TypeError(f"sink must be a SignalSink or None, got {sink!r}")
         check_int(stage1_max_concurrency, "stage1_max_concurrency")
