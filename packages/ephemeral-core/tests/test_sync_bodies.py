@@ -22,10 +22,10 @@ def plain(item: Any) -> None:
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: EphemeralWorkCoordinator(plain),
-        lambda: EphemeralKeyedWorkCoordinator(lambda item: "k", plain),
-        lambda: EphemeralResultCoordinator(plain),
-        lambda: PriorityWorkCoordinator(plain),
+        lambda: EphemeralWorkCoordinator(plain),  # type: ignore[arg-type]
+        lambda: EphemeralKeyedWorkCoordinator(lambda item: "k", plain),  # type: ignore[arg-type]
+        lambda: EphemeralResultCoordinator(plain),  # type: ignore[arg-type]
+        lambda: PriorityWorkCoordinator(plain),  # type: ignore[arg-type]
     ],
     ids=["work", "keyed", "result", "priority"],
 )
