@@ -426,14 +426,6 @@ def test_bad_table_or_schema_names_are_refused_before_any_connection(bad: str) -
         PostgresDataStorageAtom(None, config, UNREACHABLE, schema=bad)
 
 
-def test_a_database_name_that_is_no_identifier_needs_a_table_name() -> None:
-    """config.database_name is the default table; a name with a dash says how to fix it."""
-    config = DataStorageConfig(database_name="my-orders")
-    with pytest.raises(ValueError, match=r"table_name \(defaulting to config.database_name\)"):
-        PostgresDataStorageAtom(None, config, UNREACHABLE)
-    assert PostgresDataStorageAtom(None, config, UNREACHABLE, table_name="my_orders").table_name == "my_orders"
-
-
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

@@ -85,9 +85,10 @@ class Deferral:
             return False
         live: list[SignalEvent[Any]] | None = None
         if self.resume_on and sink.detect(self.resume_on):
+            resume = sink.sense(self.resume_on)
             live = sink.sense(self.defer_on)
-            if max(map(_order, sink.sense(self.resume_on))) > max(map(_order, live)):
-                self.since = None
+            if not live or (resume and max(map(_order, resume)) > max(map(_order, live))):
+                self.since = None  # latest wins: a resume signal newer than every live defer signal
                 return False
         looked, self.looked = self.looked, sink.now()
         if self.since is not None and looked is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 from collections import deque
@@ -27,6 +26,7 @@ from ephemeral.core.lowlevel import (
     call_isolated,
     check_int,
     compile_pattern,
+    is_async_callable,
     loop_clock,
     to_seconds,
 )
@@ -46,13 +46,6 @@ _AtomSelf = TypeVar("_AtomSelf", bound="OperationEchoAtom[Any]")
 _MakerSelf = TypeVar("_MakerSelf", bound="OperationEchoMaker[Any]")
 
 _log = logging.getLogger("ephemeral.atoms.echo")
-
-
-def _is_async_callable(value: object) -> bool:
-    """Whether calling ``value`` returns a coroutine (an async function, or an object with an async ``__call__``)."""
-    if inspect.iscoroutinefunction(value):
-        return True
-    return callable(value) and not inspect.isroutine(value) and inspect.iscoroutinefunction(type(value).__call__)
 
 
 def _check_coordinator(name: str, value: object) -> EventHook[Any]:
@@ -266,7 +259,7 @@ class OperationEchoMaker(Generic[P]):
         if not isinstance(typed_sink, TypedSignalSink):
             raise TypeError(f"typed_sink must be a TypedSignalSink, got {typed_sink!r}")
         hook = _check_coordinator("finalizer", finalizer)
-        if on_echo is not None and (not callable(on_echo) or _is_async_callable(on_echo)):
+        if on_echo is not None and (not callable(on_echo) or is_async_callable(on_echo)):
             raise TypeError(
                 f"on_echo must be a sync callable or None (use an OperationEchoAtom for async), got {on_echo!r}"
             )
@@ -433,7 +426,7 @@ def enable_operation_echoing(
     _check_coordinator("coordinator", coordinator)
     if isinstance(echo_atom, OperationEchoAtom):
         on_echo: Callable[[OperationEchoEntry[P]], object] = echo_atom.try_enqueue
-    elif callable(echo_atom) and not _is_async_callable(echo_atom):
+    elif callable(echo_atom) and not is_async_callable(echo_atom):
         on_echo = echo_atom
     else:
         raise TypeError(f"echo_atom must be an OperationEchoAtom or a sync callable taking an echo, got {echo_atom!r}")
