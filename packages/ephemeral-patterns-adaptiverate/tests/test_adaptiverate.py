@@ -66,7 +66,7 @@ async def test_seed_example() -> None:
     assert metrics.total_completed == metrics.total_enqueued == 5
 
 
-async def test_hint_holds_every_new_start_then_recovers_at_full_concurrency() -> None:
+async def test_hint_holds_every_new_start_then_resumes_at_half_concurrency() -> None:
     api = Api(duration=0.1, hints={0: "rate-limit:500ms"})
     async with AdaptiveRateService(api, max_concurrency=4) as service:
         await service.process(0)
@@ -79,8 +79,10 @@ async def test_hint_holds_every_new_start_then_recovers_at_full_concurrency() ->
         assert [item for item, _ in api.calls] == [0]
         await anyio.sleep(0.1)
         assert not service.is_holding
-    assert [at for _, at in api.calls[1:5]] == [near(0.6)] * 4  # all four slots at once
-    assert api.peak == 4
+        assert service.current_concurrency == 2
+    starts = [at for _, at in api.calls[1:]]
+    assert starts == [near(0.6)] * 2 + [near(0.7)] * 2 + [near(0.8)] * 2 + [near(0.9)] * 2  # two at a time
+    assert api.peak == 2
 
 
 async def test_retry_after_seconds_and_a_bare_number() -> None:
@@ -322,3 +324,118 @@ def test_readme_example_runs() -> None:
     """The README's example runs as written and prints what the README shows."""
     readme = Path(__file__).parent.parent / "README.md"
     assert run_readme_examples(readme) == output_blocks(readme)[0]
+
+
+class Load:
+    """A body taking ``duration``, recording at each start how many run and what the service allows."""
+
+    def __init__(self, duration: float) -> None:
+        self.duration = duration
+        self.service: AdaptiveRateService[Any] | None = None
+        self.running = 0
+        self.over: list[tuple[float, int, int]] = []
+        self.hints: dict[Any, str] = {}
+
+    async def __call__(self, item: Any) -> None:
+        assert self.service is not None
+        self.running += 1
+        if self.running > self.service.current_concurrency:
+            self.over.append((anyio.current_time(), self.running, self.service.current_concurrency))
+        try:
+            await anyio.sleep(self.duration)
+            hint = self.hints.pop(item, None)
+            if hint is not None:
+                current_operation().emit(hint)
+        finally:
+            self.running -= 1
+
+
+async def feed(service: AdaptiveRateService[Any], until: float) -> None:
+    """Keep the service busy with items until ``until``."""
+    n = 1000
+    while anyio.current_time() < until:
+        n += 1
+        await service.process(n)
+
+
+async def test_after_a_hint_concurrency_halves_then_rises_by_one_per_hold_length() -> None:
+    load = Load(duration=0.1)
+    load.hints[0] = "rate-limit:1s"
+    seen: list[tuple[float, int]] = []
+    async with AdaptiveRateService(load, max_concurrency=8, max_pending=20) as service:
+        load.service = service
+        assert service.current_concurrency == 8
+        await service.process(0)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(feed, service, 7.0)
+            for _ in range(14):
+                await anyio.sleep(0.5)
+                seen.append((round(anyio.current_time(), 1), service.current_concurrency))
+    # hint at 0.1: 8 -> 4 at once; hold until 1.1; then +1 at 2.1, 3.1, 4.1, 5.1, never past 8
+    assert seen == [
+        (0.5, 4), (1.0, 4), (1.5, 4), (2.0, 4), (2.5, 5), (3.0, 5), (3.5, 6), (4.0, 6),
+        (4.5, 7), (5.0, 7), (5.5, 8), (6.0, 8), (6.5, 8), (7.0, 8),
+    ]  # fmt: skip
+    assert load.over == []  # no start above the limit allowed at that moment
+    assert service.hold_count == 1
+
+
+async def test_concurrency_never_goes_below_one() -> None:
+    load = Load(duration=0.1)
+    load.hints.update({0: "rate-limit:200ms", 1: "rate-limit:200ms", 2: "rate-limit:200ms", 3: "rate-limit:200ms"})
+    async with AdaptiveRateService(load, max_concurrency=2) as service:
+        load.service = service
+        for n in range(5):
+            await service.process(n)
+        await anyio.sleep(0.15)
+        assert service.current_concurrency == 1
+    assert service.hold_count == 3  # 0 and 1 report together: one hold; then 2 and 3 one after the other
+    assert service.current_concurrency == 1  # each hold halved it again; 1 stays 1
+    assert load.over == []
+
+
+async def test_a_hint_during_the_ramp_cuts_again() -> None:
+    load = Load(duration=0.1)
+    load.hints[0] = "rate-limit:1s"
+    async with AdaptiveRateService(load, max_concurrency=8, max_pending=20) as service:
+        load.service = service
+        await service.process(0)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(feed, service, 6.0)
+            await anyio.sleep(2.5)  # held 0.1-1.1 at 4, rose to 5 at 2.1
+            assert (service.current_concurrency, service.is_holding) == (5, False)
+            service.hold(0.5)  # the API refuses again during the ramp
+            assert service.current_concurrency == 2
+            await anyio.sleep(0.4)
+            assert service.current_concurrency == 2  # still held
+            await anyio.sleep(0.5)  # resumed at 3.0, the next step is half a second
+            assert service.current_concurrency == 2
+            await anyio.sleep(0.2)  # 3.6
+            assert service.current_concurrency == 3
+            await anyio.sleep(1.5)  # 5.1: +1 at 4.0, 4.5, 5.0
+            assert service.current_concurrency == 6
+    assert load.over == []
+
+
+async def test_attempts_tried_again_respect_the_lowered_concurrency() -> None:
+    tried: dict[int, int] = {}
+    running = [0]
+    starts: list[tuple[float, int]] = []
+
+    async def body(item: int) -> None:
+        tried[item] = tried.get(item, 0) + 1
+        running[0] += 1
+        starts.append((anyio.current_time(), running[0]))
+        try:
+            await anyio.sleep(0.1)
+            if tried[item] == 1:
+                raise RateLimitException("429", retry_after=1)
+        finally:
+            running[0] -= 1
+
+    async with AdaptiveRateService(body, max_concurrency=4, max_attempts=2) as service:
+        for n in range(4):
+            await service.process(n)
+    retries = [(round(at, 1), n) for at, n in starts[4:]]
+    assert retries == [(1.1, 1), (1.1, 2), (1.2, 1), (1.2, 2)]  # two at a time once the hold ends
+    assert service.get_metrics().total_completed == 4

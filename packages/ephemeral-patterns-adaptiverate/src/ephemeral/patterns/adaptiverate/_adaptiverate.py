@@ -55,8 +55,11 @@ class AdaptiveRateService(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
     seconds) or by raising an exception with a ``retry_after`` (``RateLimitException``, or any exception
     carrying one, such as an HTTP error built from a ``Retry-After`` header). From then on no item
     starts until that much time has passed; bodies already running carry on. A later hint that reaches
-    further extends the hold, a shorter one changes nothing. Once the hold ends, work resumes at full
-    concurrency by itself: no rate needs to be known in advance.
+    further extends the hold, a shorter one changes nothing. No rate needs to be known in advance: the
+    service learns from the hints (AIMD). A hint that starts a hold halves the concurrency (never below 1);
+    once the hold ends, work resumes at that lower concurrency and it rises by one for every stretch as
+    long as the last hold passing without a new hint, up to ``max_concurrency``. A hint during that ramp
+    halves it again, so a service refused once per window settles below the rate that gets refused.
 
     An attempt that raised with a hint is tried again after the hold, up to ``max_attempts`` attempts
     in all, in the same slot (so it keeps its place and is counted once); any other exception fails the
@@ -101,8 +104,15 @@ class AdaptiveRateService(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
         self._wakeup = Wakeup()
         self._loop: LoopBinding | None = None
         self._holds = 0
+        self._max_concurrency = max_concurrency
+        self._limit = max_concurrency  # the concurrency allowed now (AIMD)
+        self._step = 0.0  # the last hold's length: how long the limit stays before rising by one
+        self._next_rise: float | None = None
+        self._calling = 0  # bodies inside an attempt now (an attempt waiting to be tried again is not)
+        self._call_ended: anyio.Event | None = None
         options = EphemeralOptions(
             max_concurrency=max_concurrency,
+            enable_dynamic_concurrency=True,
             max_tracked_operations=check_int(max_pending, "max_pending"),
             signals=sink,
             on_signal=self._on_signal,
@@ -127,7 +137,11 @@ class AdaptiveRateService(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
             self._loop.call(lambda: self.hold(delay))  # a body may emit from a worker thread
 
     def hold(self, delay: float | timedelta) -> None:
-        """Start no item for ``delay`` from now (or until a later hold ends); what bodies report does this."""
+        """Start no item for ``delay`` from now (or until a later hold ends); what bodies report does this.
+
+        A call that starts a hold (none was running) also halves ``current_concurrency`` (never below 1);
+        one that only extends a running hold does not.
+        """
         seconds = min(to_seconds(delay, "delay", allow_zero=True), self._max_hold)
         until = anyio.current_time() + seconds
         if self._until is not None and until <= self._until:
@@ -135,6 +149,9 @@ class AdaptiveRateService(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
         if self._until is None:
             self.coordinator.pause()
             self._opened = anyio.Event()
+            self._set_limit(max(self._limit // 2, 1))  # multiplicative decrease, once per hold
+            self._step = seconds
+            self._next_rise = None
         self._until = until
         self._holds += 1
         self.coordinator.emit("rate-limit.hold")
@@ -142,22 +159,40 @@ class AdaptiveRateService(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
 
     async def _hold_timer(self) -> None:
         while True:
+            now = anyio.current_time()
             until = self._until
-            if until is None:
-                await self._wakeup.wait()
-            elif anyio.current_time() >= until:
+            if until is not None and now >= until:
                 self._until = None
                 if self._opened is not None:
                     self._opened.set()
                     self._opened = None
                 self.coordinator.emit("rate-limit.resumed")
                 self.coordinator.resume()
-            else:
+                if self._limit < self._max_concurrency:
+                    self._next_rise = now + self._step
+            elif until is not None:
                 await self._wakeup.wait(until)
+            elif self._next_rise is not None and now >= self._next_rise:
+                self._set_limit(self._limit + 1)  # additive increase per stretch without a hint
+                self._next_rise = None if self._limit >= self._max_concurrency else self._next_rise + self._step
+            else:
+                await self._wakeup.wait(self._next_rise)
+
+    def _set_limit(self, limit: int) -> None:
+        if limit != self._limit:
+            self._limit = limit
+            self.coordinator.set_max_concurrency(limit)
+            self._wake_callers()
+
+    def _wake_callers(self) -> None:
+        if self._call_ended is not None:
+            self._call_ended.set()
+            self._call_ended = None
 
     async def _run(self, item: T) -> None:
         attempt = 1
         while True:
+            self._calling += 1
             try:
                 await self._body(item)
                 return
@@ -168,9 +203,19 @@ class AdaptiveRateService(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
                         self.hold(delay)
                     raise
                 self.hold(delay)
+            finally:
+                self._calling -= 1
+                self._wake_callers()
             attempt += 1
-            if self._opened is not None:
-                await self._opened.wait()
+            while True:  # wait out the hold; a retry keeps its slot, but runs no more than the limit allows
+                if self._opened is not None:
+                    await self._opened.wait()
+                elif self._calling >= self._limit:
+                    if self._call_ended is None:
+                        self._call_ended = anyio.Event()
+                    await self._call_ended.wait()
+                else:
+                    break
 
     # -- intake and counters --------------------------------------------------------------------------
 
@@ -194,6 +239,11 @@ class AdaptiveRateService(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
     def hold_remaining(self) -> float:
         """Seconds until the current hold ends (0 when none)."""
         return 0.0 if self._until is None else max(self._until - anyio.current_time(), 0.0)
+
+    @property
+    def current_concurrency(self) -> int:
+        """How many bodies may run at once now: ``max_concurrency`` halved by each hold, then rising by one."""
+        return self._limit
 
     @property
     def hold_count(self) -> int:
