@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 import re
-import textwrap
 import sys
+import textwrap
 from pathlib import Path
 
 import mkdocs_gen_files
