@@ -522,3 +522,45 @@ async def test_an_outer_cancel_scope_at_a_random_deadline_leaves_everything_acco
         stats = runner.get_stats()
         assert stats.matched == stats.completed + stats.failed + stats.dropped + stats.cancelled, (deadline, stats)
         assert len(sink.sense("done")) == stats.completed
+
+
+async def test_an_outer_cancel_counts_invocations_still_in_the_backlog() -> None:
+    sink = SignalSink()
+
+    class One:
+        @ephemeral_job("one.*")
+        async def one(self, event: SignalEvent[Any]) -> None:
+            await anyio.sleep(10)
+
+    # 1 running, 1 waiting in the coordinator (its window of 1), 2 in the backlog when the deadline hits
+    runner = EphemeralSignalJobRunner(sink, [One()], EphemeralJobRunnerOptions(max_tracked_operations=1))
+    with anyio.move_on_after(0.5):
+        async with runner:
+            for n in range(4):
+                sink.emit(f"one.{n}")
+            await anyio.sleep(0.1)
+            assert runner.pending_count == 3 and runner.active_count == 1
+    assert runner.get_stats() == JobStats(
+        matched=4, started=1, completed=0, failed=0, retried=0, dropped=0, cancelled=4
+    )
+    assert runner.pending_count == 0 and runner.active_count == 0
+
+
+async def test_a_cancellation_let_out_by_the_body_is_a_failure() -> None:
+    sink = SignalSink()
+
+    class Stray:
+        @ephemeral_job("x", max_retries=1, retry_delay_ms=10, emit_on_failure="stray.failed")
+        async def stray(self, event: SignalEvent[Any]) -> None:
+            # asyncio: a bare CancelledError nobody asked for (trio refuses to build one: TypeError)
+            raise anyio.get_cancelled_exc_class()()
+
+    runner = EphemeralSignalJobRunner(sink, [Stray()])
+    with anyio.fail_after(5):  # an enclosing deadline that never runs out
+        async with runner:
+            sink.emit("x")
+    assert runner.get_stats() == JobStats(
+        matched=1, started=1, completed=0, failed=1, retried=1, dropped=0, cancelled=0
+    )
+    assert names(sink, "job.*,stray.*")[:2] == ["job.retry:stray:1", "stray.failed"]
+    assert names(sink, "job.failed:*")[0].startswith("job.failed:stray:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import deque
 from collections.abc import Iterable
 from contextvars import ContextVar
@@ -12,6 +13,7 @@ from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ephemeral.core import (
@@ -404,12 +406,14 @@ class EphemeralSignalJobRunner:
     async def _close_feeders(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        if self._tg is not None:
-            await close_task_group(self._tg, exc_type, exc, tb)
-        for job in self._jobs.values():  # invocations never handed to the coordinator
-            job.cancelled += len(job.backlog)
-            self._in_flight -= len(job.backlog)
-            job.backlog.clear()
+        try:
+            if self._tg is not None:
+                await close_task_group(self._tg, exc_type, exc, tb)
+        finally:  # an outer cancellation re-raised by the task group leaves through here too
+            for job in self._jobs.values():  # invocations never handed to the coordinator
+                job.cancelled += len(job.backlog)
+                self._in_flight -= len(job.backlog)
+                job.backlog.clear()
         return False
 
     # -- intake ---------------------------------------------------------------------------------
@@ -486,6 +490,9 @@ class EphemeralSignalJobRunner:
         operation = current_operation()
         token = _current_chain.set(invocation.chain)
         try:
+            # A worker may take the next item after an outer cancellation reached it (asyncio): that
+            # item is cancelled here, before anything of it starts.
+            await anyio.lowlevel.checkpoint_if_cancelled()
             if job.responsibility is not None:
                 ack_key = invocation.key if invocation.key is not None else str(operation.id)
                 job.responsibility.pin_until_queried(operation.id, None, ack_key, descriptor.name)
@@ -523,7 +530,9 @@ class EphemeralSignalJobRunner:
                     async with job.gate if job.gate is not None else contextlib.nullcontext():
                         with anyio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
                             await self._invoke(descriptor, invocation.event)
-            except Exception as error:
+            except BaseException as error:
+                if not isinstance(error, Exception) and not _stray_cancellation(error):
+                    raise  # the runner's own cancellation, or KeyboardInterrupt and the like
                 if attempt < attempts:
                     job.retried += 1
                     self._emit(f"job.retry:{descriptor.method_name}:{attempt}", invocation, operation.id)
@@ -581,6 +590,11 @@ class EphemeralSignalJobRunner:
     async def _invoke(self, descriptor: EphemeralJobDescriptor, event: SignalEvent[Any]) -> None:
         """Call the job's method on its target (the scoped runner builds the target per call)."""
         await descriptor.method(descriptor.target, event)
+
+
+def _stray_cancellation(error: BaseException) -> bool:
+    """Whether ``error`` is a cancellation the body let out while nothing cancelled it (a failure)."""
+    return isinstance(error, anyio.get_cancelled_exc_class()) and anyio.current_effective_deadline() != -math.inf
 
 
 def _group_of(invocation: _Invocation) -> object:
