@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any
 
-import pytest
+from ephemeral.core.testing import arun_readme_examples, output_blocks
 
 README = Path(__file__).parent.parent / "README.md"
 
 
-async def test_readme_example(capsys: pytest.CaptureFixture[str]) -> None:
-    text = README.read_text()
-    block = re.findall(r"```python\n(.*?)```", text, re.S)[0]
-    expected = re.findall(r"```text\n(.*?)```", text, re.S)[0]
-    namespace: dict[str, Any] = {"__name__": "readme"}
-    exec(compile(block.replace("anyio.run(main)", ""), str(README), "exec", dont_inherit=True), namespace)
-    await namespace["main"]()
-    assert capsys.readouterr().out == expected
+async def test_readme_example() -> None:
+    assert await arun_readme_examples(README) == output_blocks(README)[0]

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import re
 from pathlib import Path
-from typing import Any
+
+import pytest
+
+from ephemeral.core.testing import python_blocks, run_readme_examples
 
 README = Path(__file__).parent.parent / "README.md"
 
 
-def test_readme_example() -> None:
-    block = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
-    out = io.StringIO()
-    namespace: dict[str, Any] = {}
+def test_readme_example(capsys: pytest.CaptureFixture[str]) -> None:
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            exec(compile(block, str(README), "exec", dont_inherit=True), namespace)
+        printed = run_readme_examples(README).splitlines()
     finally:
         for name in ("orders", "audit"):
             logging.getLogger(name).handlers.clear()
-    lines = out.getvalue().splitlines()
-    expected = [line.split("# ", 1)[1] for line in block.splitlines() if line.startswith("print(") and "# " in line]
-    printed = [line for line in lines if not line.startswith("error.db.timeout (op:")]
-    assert printed == expected
-    assert any(re.fullmatch(r"error\.db\.timeout \(op:\d+, key:order-42\)", line) for line in lines)
+    (example,) = python_blocks(README)
+    lines = example.code.splitlines()
+    assert printed == [line.split("# ", 1)[1] for line in lines if line.startswith("print(") and "# " in line]
+    logged = capsys.readouterr().err.splitlines()  # the example's StreamHandler writes to stderr
+    assert any(re.fullmatch(r"error\.db\.timeout \(op:\d+, key:order-42\)", line) for line in logged), logged
