@@ -564,3 +564,31 @@ async def test_a_cancellation_let_out_by_the_body_is_a_failure() -> None:
     )
     assert names(sink, "job.*,stray.*")[:2] == ["job.retry:stray:1", "stray.failed"]
     assert names(sink, "job.failed:*")[0].startswith("job.failed:stray:")
+
+
+async def test_lower_priority_takes_a_contended_lane_slot_first() -> None:
+    sink = SignalSink()
+    ran: list[str] = []
+
+    class Contended:
+        @ephemeral_job("hold", lane="one:1")
+        async def hold(self, event: SignalEvent[Any]) -> None:
+            await anyio.sleep(1)
+
+        @ephemeral_job("work.*", priority=5, lane="one:1", max_concurrency=2)
+        async def late(self, event: SignalEvent[Any]) -> None:
+            ran.append(f"late {event.signal}")
+            await anyio.sleep(0.1)
+
+        @ephemeral_job("work.*", priority=1, lane="one:1", max_concurrency=2)
+        async def early(self, event: SignalEvent[Any]) -> None:
+            ran.append(f"early {event.signal}")
+            await anyio.sleep(0.1)
+
+    async with EphemeralSignalJobRunner(sink, [Contended()]):
+        sink.emit("hold")
+        await anyio.sleep(0.1)
+        sink.emit("work.1")
+        await anyio.sleep(0.1)
+        sink.emit("work.2")  # waits behind work.1's late job, but its early job has the lower priority
+    assert ran == ["early work.1", "early work.2", "late work.1", "late work.2"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
@@ -140,10 +141,50 @@ class _Closing(Exception):
     """The runner is closing while an invocation waits for its ``await_signals``."""
 
 
+class _LaneGate:
+    """A lane's N slots: a freed slot goes to the waiting attempt of lowest job priority, first come among equals."""
+
+    __slots__ = ("_free", "_sequence", "_waiting")
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._sequence = 0
+        self._waiting: list[tuple[int, int, anyio.Event]] = []  # a heap
+
+    @contextlib.asynccontextmanager
+    async def slot(self, priority: int) -> AsyncIterator[None]:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            await anyio.lowlevel.checkpoint()  # as a semaphore: a checkpoint even when free
+        else:
+            self._sequence += 1
+            entry = (priority, self._sequence, anyio.Event())
+            heapq.heappush(self._waiting, entry)
+            try:
+                await entry[2].wait()
+            except BaseException:
+                if entry[2].is_set():
+                    self._release()  # handed a slot while being cancelled: pass it on
+                else:
+                    self._waiting.remove(entry)
+                    heapq.heapify(self._waiting)
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._waiting:
+            heapq.heappop(self._waiting)[2].set()  # the slot passes straight to the next
+        else:
+            self._free += 1
+
+
 class _Job:
     """A job's live state: its coordinator, lane gate, backlog, awaited patterns and counters."""
 
-    def __init__(self, descriptor: EphemeralJobDescriptor, gate: anyio.Semaphore | None) -> None:
+    def __init__(self, descriptor: EphemeralJobDescriptor, gate: _LaneGate | None) -> None:
         self.descriptor = descriptor
         self.gate = gate
         self.awaited = [PatternSet(pattern) for pattern in descriptor.await_signals]
@@ -310,7 +351,7 @@ class EphemeralSignalJobRunner:
         self._entered = True
         self._loop = LoopBinding()
         options = self.options
-        gates = {lane: anyio.Semaphore(limit) for lane, limit in self._lanes.items() if limit is not None}
+        gates = {lane: _LaneGate(limit) for lane, limit in self._lanes.items() if limit is not None}
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
         try:
@@ -527,7 +568,8 @@ class EphemeralSignalJobRunner:
                 if job.gate is None and timeout is None:
                     await self._invoke(descriptor, invocation.event)
                 else:
-                    async with job.gate if job.gate is not None else contextlib.nullcontext():
+                    gate = job.gate.slot(descriptor.effective_priority) if job.gate is not None else None
+                    async with gate if gate is not None else contextlib.nullcontext():
                         with anyio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
                             await self._invoke(descriptor, invocation.event)
             except BaseException as error:
