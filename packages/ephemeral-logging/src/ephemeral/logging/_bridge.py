@@ -108,7 +108,28 @@ class _Emitter:
             self.emitted_count += 1
 
 
-class SignalLoggerProvider(logging.Handler):
+class _Counted:
+    """The counters of a log-to-signal bridge (a handler's records, a processor's event dicts)."""
+
+    _emitter: _Emitter
+
+    @property
+    def emitted_count(self) -> int:
+        """Log events turned into signals."""
+        return self._emitter.emitted_count
+
+    @property
+    def dropped_count(self) -> int:
+        """Log events dropped because they were logged while one was being turned into a signal."""
+        return self._emitter.dropped_count
+
+    @property
+    def error_count(self) -> int:
+        """Log events whose conversion failed (a map raised, a message would not format)."""
+        return self._emitter.error_count
+
+
+class SignalLoggerProvider(_Counted, logging.Handler):
     """A ``logging.Handler`` that turns each record at or above ``minimum_level`` into a signal.
 
     A record of logger ``orders`` logged with ``extra={"event_id": EventId(1001, "DbFailure")}`` at ERROR
@@ -149,21 +170,6 @@ class SignalLoggerProvider(logging.Handler):
     def sink(self) -> SignalSink | TypedSignalSink[SignalLogPayload]:
         """The sink the signals go to."""
         return self._emitter.sink
-
-    @property
-    def emitted_count(self) -> int:
-        """Records turned into signals."""
-        return self._emitter.emitted_count
-
-    @property
-    def dropped_count(self) -> int:
-        """Records dropped because they were logged while a record was being turned into a signal."""
-        return self._emitter.dropped_count
-
-    @property
-    def error_count(self) -> int:
-        """Records whose conversion failed (a map raised, a message would not format)."""
-        return self._emitter.error_count
 
     def create_logger(self, category: str) -> logging.Logger:
         """``logging.getLogger(category)`` with this handler attached (once)."""
@@ -237,7 +243,7 @@ def _structlog_exception(event_dict: MutableMapping[str, Any], method_name: str)
     return None
 
 
-class SignalProcessor:
+class SignalProcessor(_Counted):
     """A structlog processor that emits a signal for each event dict at or above ``minimum_level``.
 
     Put it in the processor chain before the renderer; it returns the event dict unchanged. The
@@ -271,21 +277,6 @@ class SignalProcessor:
             raise TypeError(f"category must be a string or None, got {category!r}")
         self._emitter = _Emitter(sink, minimum_level, map_signal, map_payload)
         self._category = category
-
-    @property
-    def emitted_count(self) -> int:
-        """Event dicts turned into signals."""
-        return self._emitter.emitted_count
-
-    @property
-    def dropped_count(self) -> int:
-        """Event dicts dropped because they were logged while one was being turned into a signal."""
-        return self._emitter.dropped_count
-
-    @property
-    def error_count(self) -> int:
-        """Event dicts whose conversion failed."""
-        return self._emitter.error_count
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         """Emit the signal for ``event_dict`` (never raises) and return the event dict."""
