@@ -53,5 +53,5 @@ def _virtual_time_loop() -> asyncio.AbstractEventLoop:
             when = micro / 1_000_000
         return call_at(when, callback, *args, context=context)
 
-    loop.call_at = call_at_on_ticks  # type: ignore[method-assign]
+    loop.call_at = call_at_on_ticks  # type: ignore[method-assign,assignment]
     return loop
