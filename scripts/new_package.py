@@ -116,6 +116,16 @@ async def main() -> None:
 anyio.run(main)
 ```
 
+## Install
+
+The distributions are not on PyPI yet. From a clone of the repository, build every wheel once into one
+folder, then install this one (pip brings the sibling distributions and third-party libraries it needs):
+
+```
+python -m nox -s wheelhouse
+python -m pip install --find-links wheelhouse {distribution}
+```
+
 ## Signals
 Emitted: `{signal_prefix}.touched` (key: the key touched). Listened to: none.
 
