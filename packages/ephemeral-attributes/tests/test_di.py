@@ -136,3 +136,22 @@ async def test_bad_registrations() -> None:
         EphemeralScopedJobRunner("registry", SignalSink(), [Scoped])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="job_types must be classes"):
         EphemeralScopedJobRunner(svcs.Registry(), SignalSink(), [Scoped(Audit())])  # type: ignore[list-item]
+
+
+class Stuck:
+    @ephemeral_job("stuck")
+    async def stuck(self, event: SignalEvent[Any]) -> None:
+        await anyio.sleep(100)
+
+
+async def test_shutdown_timeout_bounds_the_job_runner_drain_too() -> None:
+    registry = svcs.Registry()
+    runner_type = add_ephemeral_signal_job_runner(registry, Stuck)
+    start = anyio.current_time()
+    async with svcs.Container(registry) as container, ephemeral_lifespan(registry, shutdown_timeout=2):
+        runner = await container.aget(runner_type)
+        (await container.aget(SignalSink)).emit("stuck")
+        await anyio.sleep(0.5)
+    await registry.aclose()
+    assert round(anyio.current_time() - start, 3) == 2.5  # the drain gave up at the timeout
+    assert runner.get_stats().cancelled == 1

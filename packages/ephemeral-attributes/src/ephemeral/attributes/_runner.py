@@ -272,6 +272,7 @@ class EphemeralSignalJobRunner:
         self._entered = False
         self._closing = False
         self._awaits_closed = False
+        self._cancelled = False
         self._in_flight = 0
         self._awaiting = 0
         self._waiters: set[_Waiter] = set()
@@ -421,9 +422,31 @@ class EphemeralSignalJobRunner:
             await stack.__aexit__(exc_type, exc, tb)
         return None
 
+    async def drain(self) -> None:
+        """Wait until every accepted invocation, and whatever it set off, has finished (as leaving does).
+
+        Invocations waiting on ``await_signals`` are cancelled first; the runner keeps listening.
+        """
+        self._release_waiters()
+        await self._wait_quiet()
+
+    def cancel(self) -> None:
+        """Stop listening and cancel every accepted invocation, waiting or running (counted as cancelled)."""
+        self._cancelled = True
+        self._stop_listening()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+        for job in self._jobs.values():
+            job.cancelled += len(job.backlog)
+            job.backlog.clear()
+            job.coordinator.cancel()
+        idle, self._idle = self._idle, None
+        if idle is not None:
+            idle.set()
+
     async def _wait_quiet(self) -> None:
         """Wait until every accepted invocation, and whatever it set off, has finished."""
-        while self._in_flight > 0:
+        while self._in_flight > 0 and not self._cancelled:
             self._idle = anyio.Event()
             await self._idle.wait()
 

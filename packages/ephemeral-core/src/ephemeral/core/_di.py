@@ -693,9 +693,16 @@ class EphemeralLifespan:
         """Runs first at exit: with a ``shutdown_timeout``, drain within it and cancel what is left."""
         if exc_type is not None or self._timeout is None:
             return False  # each coordinator's own exit drains (or, on an exception, cancels)
-        with anyio.move_on_after(self._timeout):
+        stoppable = [service for service in self._started_services if _stoppable(service)]
+        with anyio.move_on_after(self._timeout) as scope:
             for coordinator in reversed(self._coordinators):
                 await coordinator.drain()
+            for service in reversed(stoppable):
+                await service.drain()
+        if scope.cancelled_caught:
+            for service in stoppable:
+                _log.warning("shutdown_timeout (%ss) ran out: cancelling what %r still runs", self._timeout, service)
+                service.cancel()
         for coordinator in self._coordinators:
             if not coordinator.is_drained:
                 _log.warning(
@@ -707,6 +714,11 @@ class EphemeralLifespan:
                 )
                 coordinator.cancel()
         return False
+
+
+def _stoppable(service: object) -> Any:
+    """Whether a lifespan service can be drained (``await drain()``) and cancelled (``cancel()``) like a coordinator."""
+    return callable(getattr(service, "drain", None)) and callable(getattr(service, "cancel", None))
 
 
 def ephemeral_lifespan(
