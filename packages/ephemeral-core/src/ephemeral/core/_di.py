@@ -614,7 +614,8 @@ class EphemeralLifespan:
         registry: The registry the coordinators were registered in.
         shutdown_timeout: Seconds (or a timedelta) the whole drain may take; when it runs out, what
             has not finished is cancelled (counted in ``total_cancelled``, with a warning logged).
-            None (the default) waits for all of it.
+            Lifespan services with ``await drain()`` and ``cancel()`` (a job runner) drain within the
+            same time. None (the default) waits for all of it.
     """
 
     def __init__(self, registry: svcs.Registry, *, shutdown_timeout: float | timedelta | None = None) -> None:
