@@ -56,3 +56,18 @@ async def test_errors_name_the_atom_the_user_called() -> None:
         await atom.enqueue(1)
     with pytest.raises(CoordinatorClosedError, match=r"^Doubler has been completed; no new items are accepted$"):
         await atom.enqueue(2)
+
+
+async def test_atom_forwards_counts_metrics_and_cancel_to_its_coordinator() -> None:
+    """pending_count, active_count, get_metrics() and cancel() are the coordinator's, on every atom."""
+    async with Doubler() as atom:
+        for item in (1, 2, 3):
+            await atom.enqueue(item)
+        await anyio.sleep(0.5)
+        assert (atom.pending_count, atom.active_count) == (1, 2)
+        assert atom.get_metrics() == atom.coordinator.get_metrics()
+        assert atom.get_metrics().total_enqueued == 3
+        atom.cancel()
+    metrics = atom.get_metrics()
+    assert (metrics.total_completed, metrics.total_cancelled) == (0, 3)
+    assert atom.seen == []

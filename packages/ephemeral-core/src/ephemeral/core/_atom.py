@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from ._coordinator import CoordinatorBase
+from ._counters import CoordinatorMetrics
 from ._lifecycle import TaskGroupOwner
 from ._operation import EphemeralOperationSnapshot
 from ._sink import SignalSink
@@ -76,6 +77,24 @@ class AtomBase(TaskGroupOwner, Generic[C]):
             pattern: Drop signals whose name matches this glob.
         """
         return self.coordinator.cleanup_signals(age=age, count=count, pattern=pattern)
+
+    @property
+    def pending_count(self) -> int:
+        """Accepted items not started yet."""
+        return self.coordinator.pending_count
+
+    @property
+    def active_count(self) -> int:
+        """Bodies running now."""
+        return self.coordinator.active_count
+
+    def get_metrics(self) -> CoordinatorMetrics:
+        """Every counter at once: ``total_enqueued``, ``total_completed``, ``total_failed``, ``total_cancelled``, ..."""
+        return self.coordinator.get_metrics()
+
+    def cancel(self) -> None:
+        """Refuse new items, cancel waiting ones and interrupt running bodies (counted as cancelled)."""
+        self.coordinator.cancel()
 
     def complete(self) -> None:
         """Stop accepting items; accepted ones still run. Idempotent."""

@@ -10,7 +10,6 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ephemeral.core import (
-    CoordinatorMetrics,
     EphemeralOptions,
     EphemeralWorkCoordinator,
     SignalEvent,
@@ -249,21 +248,3 @@ class AdaptiveRateService(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
     def hold_count(self) -> int:
         """How many hints started or extended a hold."""
         return self._holds
-
-    @property
-    def pending_count(self) -> int:
-        """Items waiting to start."""
-        return self.coordinator.pending_count
-
-    @property
-    def active_count(self) -> int:
-        """Bodies running now (an attempt waiting out a hold to try again counts)."""
-        return self.coordinator.active_count
-
-    def get_metrics(self) -> CoordinatorMetrics:
-        """Every counter at once: ``total_enqueued``, ``total_completed``, ``total_failed``, ``total_cancelled``, ..."""
-        return self.coordinator.get_metrics()
-
-    def cancel(self) -> None:
-        """Refuse new items, cancel waiting ones and interrupt running bodies (counted as cancelled)."""
-        self.coordinator.cancel()

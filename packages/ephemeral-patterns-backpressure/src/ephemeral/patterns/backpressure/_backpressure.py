@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
-from ephemeral.core import CoordinatorMetrics, EphemeralOptions, EphemeralWorkCoordinator, PatternSet, SignalSink
+from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, PatternSet, SignalSink
 from ephemeral.core.lowlevel import AtomBase, check_async_callable, check_int, to_seconds
 
 __all__ = ("DEFERRAL_EXPIRED", "SignalDrivenBackpressure")
@@ -120,21 +120,3 @@ class SignalDrivenBackpressure(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]
     def try_enqueue(self, item: T) -> bool:
         """Accept ``item`` if it can wait right now; False when ``max_pending`` items wait or intake has stopped."""
         return self.coordinator.try_enqueue(item)
-
-    @property
-    def pending_count(self) -> int:
-        """Accepted items not started (held back or waiting for a slot)."""
-        return self.coordinator.pending_count
-
-    @property
-    def active_count(self) -> int:
-        """Bodies running now."""
-        return self.coordinator.active_count
-
-    def get_metrics(self) -> CoordinatorMetrics:
-        """Every counter at once: ``total_enqueued``, ``total_completed``, ``total_failed``, ``total_cancelled``, ..."""
-        return self.coordinator.get_metrics()
-
-    def cancel(self) -> None:
-        """Refuse new items, cancel waiting ones and interrupt running bodies (counted as cancelled)."""
-        self.coordinator.cancel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from ephemeral.core import CoordinatorMetrics, EphemeralKeyedWorkCoordinator, EphemeralOptions, SignalSink
+from ephemeral.core import EphemeralKeyedWorkCoordinator, EphemeralOptions, SignalSink
 from ephemeral.core.lowlevel import AtomBase, check_int
 
 __all__ = ("ControlledFanOut",)
@@ -91,16 +91,6 @@ class ControlledFanOut(AtomBase[EphemeralKeyedWorkCoordinator[T, K]], Generic[K,
         """Accept ``item`` if it can wait right now; False when ``max_pending`` items wait or intake has stopped."""
         return self.coordinator.try_enqueue(item)
 
-    @property
-    def pending_count(self) -> int:
-        """Items waiting to start, over every key."""
-        return self.coordinator.pending_count
-
-    @property
-    def active_count(self) -> int:
-        """Bodies running now, over every key."""
-        return self.coordinator.active_count
-
     def get_pending_count_for_key(self, key: K) -> int:
         """Items of ``key`` waiting to start."""
         return self.coordinator.get_pending_count_for_key(key)
@@ -113,11 +103,3 @@ class ControlledFanOut(AtomBase[EphemeralKeyedWorkCoordinator[T, K]], Generic[K,
     def key_count(self) -> int:
         """Keys with something waiting or running (idle keys are forgotten)."""
         return self.coordinator.key_count
-
-    def get_metrics(self) -> CoordinatorMetrics:
-        """Every counter at once: ``total_enqueued``, ``total_completed``, ``total_failed``, ``total_cancelled``, ..."""
-        return self.coordinator.get_metrics()
-
-    def cancel(self) -> None:
-        """Refuse new items, cancel waiting ones and interrupt running bodies (counted as cancelled)."""
-        self.coordinator.cancel()

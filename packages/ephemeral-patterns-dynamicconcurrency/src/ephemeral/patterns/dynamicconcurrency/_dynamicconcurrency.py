@@ -8,7 +8,6 @@ from typing import Any, Generic, TypeVar
 from anyio.abc import TaskGroup
 
 from ephemeral.core import (
-    CoordinatorMetrics,
     EphemeralOptions,
     EphemeralWorkCoordinator,
     SignalEvent,
@@ -129,21 +128,3 @@ class DynamicConcurrencyDemo(AtomBase[EphemeralWorkCoordinator[T]], Generic[T]):
             CoordinatorClosedError: The demo was drained or cancelled; the item was not accepted.
         """
         return await self.coordinator.enqueue(item)
-
-    @property
-    def pending_count(self) -> int:
-        """Items waiting to start."""
-        return self.coordinator.pending_count
-
-    @property
-    def active_count(self) -> int:
-        """Bodies running now (may exceed the limit for a while after a scale-down)."""
-        return self.coordinator.active_count
-
-    def get_metrics(self) -> CoordinatorMetrics:
-        """Every counter at once: ``total_enqueued``, ``total_completed``, ``total_failed``, ``total_cancelled``, ..."""
-        return self.coordinator.get_metrics()
-
-    def cancel(self) -> None:
-        """Refuse new items, cancel waiting ones and interrupt running bodies (counted as cancelled)."""
-        self.coordinator.cancel()
