@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from ephemeral.atoms.molecules import AtomTrigger, MoleculeBlueprint, MoleculeContext, MoleculeRunner
-from ephemeral.core import SignalEvent, SignalSink
+from ephemeral.core import CoordinatorClosedError, SignalEvent, SignalSink
 
 
 def sink() -> SignalSink:
@@ -176,7 +176,7 @@ async def test_attached_triggers_need_a_running_runner_on_the_same_sink() -> Non
             AtomTrigger(signals, "go", action, runner=runner, max_concurrency=2)
         with pytest.raises(TypeError, match="runner"):
             AtomTrigger(signals, "go", action, runner="runner")  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError, match="not running"):
+    with pytest.raises(CoordinatorClosedError, match="MoleculeRunner is closed"):
         AtomTrigger(signals, "go", action, runner=runner)
 
 

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from ephemeral.atoms.slidingcache import SlidingCacheAtom, SlidingCacheStats
-from ephemeral.core import EphemeralLruCache, SignalSink
+from ephemeral.core import CoordinatorClosedError, EphemeralLruCache, SignalSink
 from ephemeral.core.testing import arun_readme_examples
 
 
@@ -419,7 +419,7 @@ async def test_leaving_the_block_empties_the_cache_and_refuses_computes() -> Non
         assert not cache.closed
     assert cache.closed and len(cache) == 0
     assert cache.try_get("a") == (False, None)
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(CoordinatorClosedError, match="SlidingCacheAtom is closed"):
         await cache.get_or_compute("a")
     await cache.aclose()
     assert compute.calls == 1

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from ephemeral.core import SignalDispatcher, SignalEvent, SignalSink
+from ephemeral.core import CoordinatorClosedError, SignalDispatcher, SignalEvent, SignalSink
 
 
 def event(name: str, key: str | None = None) -> SignalEvent[Any]:
@@ -167,6 +167,8 @@ async def test_attach_dispatches_sink_signals_until_detached() -> None:
     first.emit("log.error.after", key="e")  # detached on exit
     assert seen == [("log.error.db", "a"), ("log.error.net", "b")]
     assert dispatcher.dropped_count == 0
+    with pytest.raises(CoordinatorClosedError, match="SignalDispatcher is closed"):
+        dispatcher.attach(second)
 
 
 async def test_closing_a_registration_removes_only_that_handler() -> None:

@@ -12,6 +12,7 @@ from ephemeral.core import (
     ACKED_SIGNAL,
     DEFAULT_ACK_PATTERN,
     EXPIRED_SIGNAL,
+    CoordinatorClosedError,
     EphemeralOptions,
     EphemeralWorkCoordinator,
     ResponsibilitySignalManager,
@@ -260,7 +261,7 @@ def test_close_unpins_everything() -> None:
     assert not pinning.pinned and manager.pending_count == 0
     sink.emit("responsibility.ack.1", key="1")
     assert sink.sense(ACKED_SIGNAL) == []
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(CoordinatorClosedError, match="ResponsibilitySignalManager is closed"):
         manager.pin_until_queried(3)
 
 

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from ephemeral.core import (
+    CoordinatorClosedError,
     ResponsibilitySignalManager,
     SignalEvent,
     SignalPropagation,
@@ -140,7 +141,7 @@ def test_router_bridge_counts_and_close() -> None:
     router.close()
     a.emit("order.cancelled")
     assert names(audit) == ["order.placed"] and router.route_count == 0
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(CoordinatorClosedError, match="SignalRouter is closed"):
         router.route(a, b, "*")
 
 

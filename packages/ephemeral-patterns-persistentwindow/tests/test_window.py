@@ -20,6 +20,7 @@ import anyio
 import pytest
 
 from ephemeral.core import (
+    CoordinatorClosedError,
     EphemeralOptions,
     EphemeralWorkCoordinator,
     PatternSet,
@@ -793,11 +794,11 @@ async def test_the_window_must_be_entered_once_and_refuses_work_after_closing(db
         window.emit("inside")
         with pytest.raises(RuntimeError, match="once"):
             await window.__aenter__()
-    with pytest.raises(anyio.ClosedResourceError):
+    with pytest.raises(CoordinatorClosedError, match="PersistentSignalWindow is closed"):
         window.emit("late")
-    with pytest.raises(anyio.ClosedResourceError):
+    with pytest.raises(CoordinatorClosedError, match="PersistentSignalWindow is closed"):
         await window.flush()
-    with pytest.raises(anyio.ClosedResourceError):
+    with pytest.raises(CoordinatorClosedError, match="PersistentSignalWindow is closed"):
         await window.load_from_disk()
     assert [name for name, _ in user_signals(window)] == ["inside"]
     assert window.get_stats().total_emitted == 1

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from ephemeral.core import SignalSink
+from ephemeral.core import CoordinatorClosedError, SignalSink
 from ephemeral.sqlite.singlewriter import SqliteConnection, SqliteSingleWriter, SqliteSingleWriterOptions
 
 
@@ -301,7 +301,7 @@ async def test_connection_helpers_and_reset_between_readers(writer: SqliteSingle
         return await connection.execute_fetchone("SELECT value FROM items WHERE value = 2")
 
     assert await writer.query(second) == (2,)
-    with pytest.raises(anyio.ClosedResourceError):
+    with pytest.raises(CoordinatorClosedError, match="SqliteConnection"):
         await kept[0].execute_fetchall("SELECT 1")
     with pytest.raises(TypeError, match="callable"):
         await writer.query(lambda connection: connection.run_sync(42))  # type: ignore[arg-type]

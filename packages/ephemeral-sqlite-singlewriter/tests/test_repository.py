@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
 import pytest
 
+from ephemeral.core import CoordinatorClosedError
 from ephemeral.core.sql import quote_identifier
 from ephemeral.sqlite.singlewriter import (
     SqliteConnection,
@@ -132,7 +132,7 @@ async def test_closing_a_repository_leaves_the_shared_writer_open(tmp_path: Path
         async with Users(writer, "users") as users:
             await users.insert(User(1, "ada"))
         assert users.closed
-        with pytest.raises(anyio.ClosedResourceError):
+        with pytest.raises(CoordinatorClosedError, match="SqliteRepository"):
             await users.get_all()
         assert not writer.closed
         assert SqliteSingleWriter.get_or_create(tmp_path / "shared.db") is writer

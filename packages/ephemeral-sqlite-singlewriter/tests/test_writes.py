@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
+from ephemeral.core import CoordinatorClosedError
 from ephemeral.sqlite.singlewriter import (
     SqliteConnection,
     SqliteSingleWriter,
@@ -305,17 +306,17 @@ async def test_flush_writes_waits_for_every_accepted_write(writer: SqliteSingleW
 
 
 async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
-    """Every call on a closed writer raises anyio.ClosedResourceError."""
+    """Every call on a closed writer raises CoordinatorClosedError (an anyio.ClosedResourceError)."""
     writer = SqliteSingleWriter(tmp_path / "c.db")
     await writer.write("CREATE TABLE t (x)")
     await writer.aclose()
-    with pytest.raises(anyio.ClosedResourceError):
+    with pytest.raises(CoordinatorClosedError, match=r"SqliteSingleWriter .* is closed"):
         await writer.write("INSERT INTO t VALUES (1)")
-    with pytest.raises(anyio.ClosedResourceError):
+    with pytest.raises(CoordinatorClosedError, match=r"SqliteSingleWriter .* is closed"):
         await writer.write_batch([("INSERT INTO t VALUES (1)", None)])
-    with pytest.raises(anyio.ClosedResourceError):
+    with pytest.raises(CoordinatorClosedError, match=r"SqliteSingleWriter .* is closed"):
         await writer.execute_in_transaction(lambda connection: None)
-    with pytest.raises(anyio.ClosedResourceError):
+    with pytest.raises(CoordinatorClosedError, match=r"SqliteSingleWriter .* is closed"):
         await writer.query(lambda connection: connection.execute_fetchall("SELECT 1"))
     await writer.flush_writes()  # nothing is pending: returns at once
 

@@ -13,7 +13,7 @@ from ._async_handlers import AsyncSignalQueue
 from ._checks import check_async_callable, check_int
 from ._events import SignalEvent
 from ._hooks import EventHook, Subscription
-from ._lifecycle import TaskGroupOwner
+from ._lifecycle import CoordinatorClosedError, TaskGroupOwner
 from ._loop import LoopBinding
 from ._matcher import GlobPattern, compile_pattern
 from ._options import EphemeralOptions
@@ -150,7 +150,7 @@ class SignalDispatcher(TaskGroupOwner):
         if not isinstance(sink, SignalSink):
             raise TypeError(f"sink must be a SignalSink, got {sink!r}")
         if self._closed:
-            raise RuntimeError("the SignalDispatcher is closed")
+            raise CoordinatorClosedError("the SignalDispatcher is closed")
         subscription = sink.subscribe(self.dispatch)
         self._attached.append(subscription)
         return subscription

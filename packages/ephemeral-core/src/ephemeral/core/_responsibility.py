@@ -280,7 +280,7 @@ class ResponsibilitySignalManager(TaskGroupOwner):
         if not isinstance(key, str):
             raise TypeError(f"ack_key must be a string or None, got {ack_key!r}")
         if self._closed:
-            raise RuntimeError("the ResponsibilitySignalManager is closed")
+            raise CoordinatorClosedError("the ResponsibilitySignalManager is closed")
         return self._call(lambda: self._pin(operation_id, compile_pattern(pattern), key, description))
 
     def _pin(self, operation_id: int, glob: GlobPattern, key: str, description: str | None) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ._events import SignalEvent, SignalPropagation
 from ._hooks import Subscription, call_isolated
+from ._lifecycle import CoordinatorClosedError
 from ._matcher import GlobPattern, compile_pattern
 from ._sink import SignalSink
 
@@ -147,7 +148,7 @@ class SignalRouter:
     ) -> Subscription:
         """Forward ``source``'s signals matching ``pattern`` to ``target`` (see ``subscribe_to_pattern``)."""
         if self._closed:
-            raise RuntimeError("the SignalRouter is closed")
+            raise CoordinatorClosedError("the SignalRouter is closed")
         route, subscription = _route(source, target, pattern, transform, None)
         self._routes.append((route, subscription))
         return subscription

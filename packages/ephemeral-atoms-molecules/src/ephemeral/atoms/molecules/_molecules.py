@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
 from ephemeral.core import (
+    CoordinatorClosedError,
     GlobPattern,
     SignalConstraints,
     SignalDispatcher,
@@ -454,6 +455,8 @@ class MoleculeRunner:
 
     def _trigger_dispatcher(self) -> SignalDispatcher:
         """The dispatcher attached triggers register with (the runner must be running)."""
+        if self._closed:
+            raise CoordinatorClosedError("the MoleculeRunner is closed")
         if not self.is_running or self._triggers is None:
             raise RuntimeError("the MoleculeRunner is not running (use it in `async with` first)")
         return self._triggers
@@ -641,7 +644,7 @@ class AtomTrigger:
         dispatcher = self._dispatcher
         if dispatcher is not None:
             if self._closed:
-                raise RuntimeError("the AtomTrigger is closed")
+                raise CoordinatorClosedError("the AtomTrigger is closed")
             await dispatcher.__aenter__()
             dispatcher.attach(self._sink)
         return self

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from ephemeral.core import EphemeralLruCache, EphemeralLruCacheOptions, SignalEvent, SignalSink
+from ephemeral.core import CoordinatorClosedError, EphemeralLruCache, EphemeralLruCacheOptions, SignalEvent, SignalSink
 from ephemeral.core.lowlevel import check_async_callable, check_int, to_seconds
 
 __all__ = ("SlidingCacheAtom", "SlidingCacheStats")
@@ -173,7 +173,7 @@ class SlidingCacheAtom(Generic[K, R]):
                 is cached then, and the next call computes again.
         """
         if self._closed:
-            raise RuntimeError("SlidingCacheAtom is closed; no new values are computed")
+            raise CoordinatorClosedError("SlidingCacheAtom is closed; no new values are computed")
         return await self._cache.get_or_add(key, self._run_compute)
 
     async def _run_compute(self, key: K) -> R:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from ephemeral.core import SignalEvent, SignalFilter, SignalSink, Subscription
+from ephemeral.core import CoordinatorClosedError, SignalEvent, SignalFilter, SignalSink, Subscription
 from ephemeral.core.lowlevel import (
     LoopBinding,
     Wakeup,
@@ -192,7 +192,7 @@ class PersistentSignalWindow:
 
     def _check_open(self) -> None:
         if self._closing:
-            raise anyio.ClosedResourceError("the PersistentSignalWindow is closed")
+            raise CoordinatorClosedError("the PersistentSignalWindow is closed")
         if not self._entered:
             raise RuntimeError("enter the window first: `async with PersistentSignalWindow(...) as window:`")
 

@@ -12,6 +12,7 @@ from typing import Any, TypeAlias, TypeVar
 import anyio
 import anyio.to_thread
 
+from ephemeral.core import CoordinatorClosedError
 from ephemeral.core.lowlevel import to_seconds
 
 from ._jobs import Bound
@@ -275,7 +276,7 @@ class SqliteConnection:
     def _connection(self) -> sqlite3.Connection:
         raw = self._raw
         if raw is None:
-            raise anyio.ClosedResourceError("this read connection was lent to a reader that has returned")
+            raise CoordinatorClosedError("this SqliteConnection was lent to a reader that has returned")
         return raw
 
     async def _call(self, fn: Callable[[], T]) -> T:

@@ -8,8 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-import anyio
-
+from ephemeral.core import CoordinatorClosedError
 from ephemeral.core.sql import quote_identifier
 
 from ._connection import SqliteConnection, SqlParams, bind_params
@@ -97,7 +96,7 @@ class SqliteRepository(ABC, Generic[E, K]):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise anyio.ClosedResourceError(f"the repository of table {self._table!r} is closed")
+            raise CoordinatorClosedError(f"the SqliteRepository of table {self._table!r} is closed")
 
     # -- keys and names -----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from ephemeral.core import (
+    CoordinatorClosedError,
     EphemeralLruCache,
     EphemeralLruCacheOptions,
     PatternSet,
@@ -344,7 +345,7 @@ class SqliteSingleWriter:
 
     def _check_accepting(self) -> None:
         if self._closing:
-            raise anyio.ClosedResourceError(f"SqliteSingleWriter {self._id} is closed")
+            raise CoordinatorClosedError(f"SqliteSingleWriter {self._id} is closed")
 
     def _check_loop(self) -> None:
         """Bind the writer to the event loop of its first use; refuse use from any other loop."""
