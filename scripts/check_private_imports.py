@@ -18,18 +18,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Known imports waiting for their owner to give the name a public spelling: (file suffix, module, name).
-#: Remove an entry once it is fixed; never add one for new code.
-ALLOWED: frozenset[tuple[str, str, str]] = frozenset(
-    {
-        ("ephemeral/core/_coordinator.py", "._sink", "_ids"),
-        ("ephemeral/core/_operation.py", "._sink", "_as_predicate"),
-        ("ephemeral/core/_window.py", "._sink", "_as_predicate"),
-        ("ephemeral/core/_aggregation.py", "._orchestration", "_count_arg"),
-        ("ephemeral/core/_sink.py", "._hooks", "_log"),
-    }
-)
-
 
 def _is_private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
@@ -59,8 +47,6 @@ def main(argv: list[str]) -> int:
         for path in files:
             posix = path.as_posix()
             for line, module, name in private_imports(path):
-                if any(posix.endswith(suffix) and module == m and name == n for suffix, m, n in ALLOWED):
-                    continue
                 problems.append(f"{posix}:{line}: from {module} import {name}")
     for problem in problems:
         print(problem)

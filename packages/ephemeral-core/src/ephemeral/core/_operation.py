@@ -15,7 +15,7 @@ from ._clock import TimeBase
 from ._events import SignalConstraints, SignalEvent, SignalPropagation, SignalRetractedEvent
 from ._hooks import call_isolated
 from ._matcher import GlobPattern, compile_pattern
-from ._sink import SignalFilter, SignalSink, _as_predicate
+from ._sink import SignalFilter, SignalSink, as_predicate
 
 __all__ = (
     "EphemeralOperation",
@@ -265,7 +265,7 @@ class EphemeralOperation:
     def get_signals(self, selector: SignalFilter = None) -> list[SignalEvent[Any]]:
         """This operation's signals, oldest first, optionally only those matching ``selector``."""
         signals = list(self._signals or ())
-        predicate = _as_predicate(selector)
+        predicate = as_predicate(selector)
         return signals if predicate is None else [event for event in signals if predicate(event)]
 
     def cleanup_signals(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 import weakref
@@ -14,11 +15,13 @@ from typing import Any, Protocol
 from ._checks import check_int
 from ._clock import TimeBase, to_seconds, utc_now
 from ._events import SignalEvent, SignalPropagation, SignalRetractedEvent
-from ._hooks import EventHook, Subscription, _log
+from ._hooks import EventHook, Subscription
 from ._matcher import GlobPattern, PatternSet, compile_pattern, literal_prefix
 from ._window_index import WindowIndex, as_event, operation_id as operation_of
 
-__all__ = ("SignalFilter", "SignalSink", "SignalSource", "next_id")
+__all__ = ("SignalFilter", "SignalSink", "SignalSource", "as_predicate", "next_id")
+
+_log = logging.getLogger("ephemeral.core")
 
 # Ids start at the microseconds since the epoch when the process started, so ids stay unique across
 # restarts of a process (signals reloaded from storage keep theirs) while a process makes fewer than
@@ -49,7 +52,7 @@ def next_id() -> int:
     return next(_ids)
 
 
-def _as_predicate(selector: SignalFilter) -> Callable[[SignalEvent[Any]], bool] | None:
+def as_predicate(selector: SignalFilter) -> Callable[[SignalEvent[Any]], bool] | None:
     if selector is None:
         return None
     if isinstance(selector, str):
@@ -461,7 +464,7 @@ class SignalSink:
             return [
                 as_event(entry, self._time) for entry in tuple(self._window) if entry[3] >= cutoff and names(entry[0])
             ]
-        predicate = _as_predicate(selector)
+        predicate = as_predicate(selector)
         events = [as_event(entry, self._time) for entry in tuple(self._window) if entry[3] >= cutoff]
         return events if predicate is None else [event for event in events if predicate(event)]
 
@@ -471,7 +474,7 @@ class SignalSink:
         if not sources:
             return
         names = _name_matcher(selector)
-        predicate = None if names is not None else _as_predicate(selector)
+        predicate = None if names is not None else as_predicate(selector)
         since = None if within is None else self.now() - timedelta(seconds=within)
         for source in sources:
             for event in source.iter_signal_events():
@@ -526,7 +529,7 @@ class SignalSink:
             if names is not None or selector is None:
                 found = self._any_entry(lambda e: e[3] >= cutoff and (names is None or names(e[0])))
             else:
-                predicate = _as_predicate(selector)
+                predicate = as_predicate(selector)
                 found = any(
                     e[3] >= cutoff and (predicate is None or predicate(as_event(e, self._time)))
                     for e in reversed(tuple(self._window))

@@ -21,7 +21,7 @@ from ._events import SignalEvent
 from ._hooks import EventHook
 from ._matcher import compile_pattern
 from ._operation import EphemeralOperation, EphemeralOperationSnapshot, OperationEcho, OperationEchoStore, OperationHost
-from ._sink import SignalFilter, _as_predicate
+from ._sink import SignalFilter, as_predicate
 
 __all__ = ("OperationWindow", "WindowViews")
 
@@ -262,7 +262,7 @@ class OperationWindow:
 
     def signals(self, selector: SignalFilter = None) -> list[SignalEvent[Any]]:
         """The signals of the operations in the window, in dispatch order, optionally filtered."""
-        predicate = _as_predicate(selector)
+        predicate = as_predicate(selector)
         events = [event for operation in self.operations() for event in operation.signal_events()]
         return events if predicate is None else [event for event in events if predicate(event)]
 
