@@ -358,3 +358,14 @@ async def test_atom_cleanup_drops_its_own_signals() -> None:
     assert atom.cleanup(count=0) == 3
     assert atom.coordinator.get_signals() == []
     assert atom.cleanup(age=0) == 0
+
+
+def test_in_progress_defer_patterns_imply_their_done_resume() -> None:
+    """Without resume patterns, X.in-progress is resumed by X.done; other defer patterns imply nothing."""
+    from ephemeral.core.lowlevel import Deferral
+
+    deferral = Deferral.of(["update.in-progress", "backpressure.*", "a.*.in-progress"], None, 0.1, 10)
+    assert deferral is not None
+    assert deferral.resume_on.patterns == ("update.done", "a.*.done")
+    named = Deferral.of(["update.in-progress"], ["resume.now"], 0.1, 10)
+    assert named is not None and named.resume_on.patterns == ("resume.now",)

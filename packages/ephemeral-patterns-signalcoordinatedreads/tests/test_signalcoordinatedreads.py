@@ -91,6 +91,37 @@ async def test_manual_form_resuming_on_a_newer_update_done() -> None:
     assert answered and answered[0] - done_at <= 0.1 + 0.001  # within one defer_check_interval
 
 
+async def test_manual_form_as_written_resumes_on_update_done() -> None:
+    """The original's manual form word for word: only defer_on_signals; update.done alone resumes the readers.
+
+    A defer pattern ``X.in-progress`` is resumed by ``X.done`` when no resume signals are given, and the
+    newer signal wins, so a second update (a newer update.in-progress) holds reads again.
+    """
+    sink = SignalSink(clock=anyio.current_time)
+    answered: list[tuple[str, float]] = []
+
+    async def body(query: str) -> None:
+        answered.append((query, anyio.current_time()))
+
+    options = EphemeralOptions(defer_on_signals={"update.in-progress"}, signals=sink, max_defer_attempts=500)
+    async with EphemeralWorkCoordinator(body, options) as readers:
+        sink.emit("update.in-progress")  # readers wait
+        await readers.enqueue("q1")
+        await anyio.sleep(1)
+        assert answered == []
+        sink.emit("update.done")  # readers resume
+        done_at = anyio.current_time()
+        await anyio.sleep(0.2)
+        assert [q for q, _ in answered] == ["q1"] and answered[0][1] - done_at <= 0.1 + 0.001
+        sink.emit("update.in-progress")  # the next update: the older update.done no longer resumes
+        await readers.enqueue("q2")
+        await anyio.sleep(1)
+        assert [q for q, _ in answered] == ["q1"]
+        sink.emit("update.done")
+        await readers.drain()
+    assert [q for q, _ in answered] == ["q1", "q2"]
+
+
 async def test_bad_input_names_the_argument() -> None:
     with pytest.raises(ValueError, match="read_count"):
         await SignalCoordinatedReads.run(read_count=0)

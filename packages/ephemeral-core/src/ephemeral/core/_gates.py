@@ -39,6 +39,18 @@ class Verdict(enum.Enum):
     PARK = "park"
 
 
+IN_PROGRESS, DONE = ".in-progress", ".done"
+
+
+def implied_resume_patterns(defer_on: Iterable[str]) -> list[str]:
+    """The resume signals a defer pattern names by itself: ``X.in-progress`` is ended by ``X.done``.
+
+    Used when no ``resume_on_signals`` is given, so the original's manual form (defer on
+    ``update.in-progress``, then ``update.done`` resumes the readers) works as written.
+    """
+    return [pattern[: -len(IN_PROGRESS)] + DONE for pattern in defer_on if pattern.endswith(IN_PROGRESS)]
+
+
 class Deferral:
     """Holds work back while a defer signal is live, for at most ``attempts x interval`` per episode.
 
@@ -47,7 +59,8 @@ class Deferral:
     it saw ended meanwhile and a new one starts. Once its budget is spent, work flows until the
     episode ends: a lingering signal delays work once, not once per item. Resume signals follow
     "latest wins": a live resume signal newer than the newest live defer signal ends the episode; an
-    older one (left from a previous update) does not. When an episode's hold runs out,
+    older one (left from a previous update) does not. Without resume patterns, a defer pattern
+    ``X.in-progress`` is resumed by ``X.done`` (see ``implied_resume_patterns``). When an episode's hold runs out,
     ``deferral.expired`` is emitted on the sink (key: the oldest live defer signal), once per episode.
     """
 
@@ -76,6 +89,8 @@ class Deferral:
         patterns = PatternSet(defer_on)
         if not patterns or attempts <= 0:
             return None
+        if resume_on is None:
+            resume_on = implied_resume_patterns(patterns.patterns)
         return cls(patterns, PatternSet(resume_on), to_seconds(interval, "defer_check_interval"), attempts)
 
     def active(self, sink: SignalSink, now: float) -> bool:

@@ -58,7 +58,8 @@ class EphemeralOptions:
         signal_constraints: Limits on causal chains of operation signals.
         cancel_on_signals: While a matching signal is live, items reaching the front are skipped.
         defer_on_signals: While a matching signal is live, items wait at the front.
-        resume_on_signals: A live matching signal overrides ``defer_on_signals``.
+        resume_on_signals: A live matching signal newer than the newest live defer signal overrides
+            ``defer_on_signals``. When None, a defer pattern ``X.in-progress`` is resumed by ``X.done``.
         defer_check_interval: How often a deferral looks again.
         max_defer_attempts: How many looks a deferral lasts before work goes ahead anyway.
         drain_on_signals: Signals that make the coordinator stop taking work and drain.
