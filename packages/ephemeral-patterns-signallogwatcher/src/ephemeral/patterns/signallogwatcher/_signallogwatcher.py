@@ -6,16 +6,15 @@ import inspect
 import logging
 import threading
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-import anyio
 from anyio.abc import TaskGroup
 
 from ephemeral.core import PatternSet, SignalEvent, SignalSink, Subscription
 from ephemeral.core.lowlevel import (
+    AsyncSignalQueue,
     LoopBinding,
     PatternIndex,
     TaskGroupOwner,
@@ -130,11 +129,10 @@ class SignalLogWatcher(TaskGroupOwner):
         self._sink = sink
         self._on_match = on_match
         self._pattern = pattern
-        self._queue: deque[SignalEvent[Any]] = deque()
+        # One handler at a time keeps the order; a full queue drops its oldest signal and counts it.
+        self._queue = AsyncSignalQueue(self._call, None, 1, self._max_pending)
         self._own_ids: set[int] = set()
-        self._wake = anyio.Event()
         self._closing = False
-        self._done: anyio.Event | None = None
         self._loop: LoopBinding | None = None
         self._subscription: Subscription | None = None
         self.match_count = 0
@@ -143,8 +141,6 @@ class SignalLogWatcher(TaskGroupOwner):
         """Calls of ``on_match`` that returned."""
         self.error_count = 0
         """Calls of ``on_match`` that raised."""
-        self.dropped_count = 0
-        """Matching signals never handed to ``on_match`` (overflow, or an exception leaving the block)."""
 
     @property
     def pattern(self) -> str:
@@ -159,34 +155,32 @@ class SignalLogWatcher(TaskGroupOwner):
     @property
     def pending_count(self) -> int:
         """Matching signals waiting for ``on_match``."""
-        return len(self._queue)
+        return self._queue.queued_count
+
+    @property
+    def dropped_count(self) -> int:
+        """Matching signals never handed to ``on_match`` (overflow, or an exception leaving the block)."""
+        return self._queue.dropped_count
 
     # -- lifecycle (TaskGroupOwner) -----------------------------------------------------------------
 
     async def _on_enter(self, tg: TaskGroup) -> None:
         self._loop = LoopBinding()
-        self._done = anyio.Event()
-        tg.start_soon(self._deliver)
+        self._queue.start(tg, self._loop)
         self._subscription = _watch(self._sink, self._pattern, self)
 
     async def _on_clean_exit(self) -> None:
         self._stop_listening()
-        assert self._done is not None
-        await self._done.wait()  # the deliverer finishes the queue, then returns
-
-    def _on_error_exit(self) -> None:
-        self._stop_listening()
-        self.dropped_count += len(self._queue)
-        self._queue.clear()
+        await self._queue.wait_idle()  # finish what is queued
 
     def _on_close(self) -> None:
         self._stop_listening()
+        self._queue.close()  # what is still queued (left by an exception) is dropped and counted
 
     def _stop_listening(self) -> None:
         if self._subscription is not None:
             self._subscription.close()
         self._closing = True
-        self._wake.set()
 
     # -- receiving (any thread) -------------------------------------------------------------------
 
@@ -206,26 +200,9 @@ class SignalLogWatcher(TaskGroupOwner):
         if self._closing:
             return
         self.match_count += 1
-        if len(self._queue) >= self._max_pending:
-            self._queue.popleft()
-            self.dropped_count += 1
-        self._queue.append(event)
-        self._wake.set()
+        self._queue.offer(event)
 
-    # -- delivering (the watcher's task) -------------------------------------------------------------
-
-    async def _deliver(self) -> None:
-        queue = self._queue
-        while True:
-            while queue:
-                await self._call(queue.popleft())
-            if self._closing:
-                assert self._done is not None
-                self._done.set()
-                return
-            self._wake = anyio.Event()
-            if not queue:
-                await self._wake.wait()
+    # -- delivering (the queue's task) ------------------------------------------------------------
 
     async def _call(self, event: SignalEvent[Any]) -> None:
         try:
@@ -237,9 +214,6 @@ class SignalLogWatcher(TaskGroupOwner):
             _log.exception("on_match failed for %s", event.signal)
             if not event.signal.startswith(_ERROR):  # two failing watchers must not feed each other forever
                 self._report(event, error)
-        except BaseException:
-            self.dropped_count += 1  # interrupted by cancellation
-            raise
         else:
             self.handled_count += 1
 
