@@ -12,7 +12,7 @@ import pytest
 
 from ephemeral.atoms.slidingcache import SlidingCacheAtom, SlidingCacheStats
 from ephemeral.core import CoordinatorClosedError, EphemeralLruCache, SignalSink
-from ephemeral.core.testing import arun_readme_examples
+from ephemeral.core.testing import arun_readme_examples, assert_lifecycle_faults
 
 
 class Compute:
@@ -494,3 +494,21 @@ def test_a_sync_compute_is_refused_naming_it() -> None:
 
     with pytest.raises(TypeError, match=r"compute must be an async function \(async def\), got <function"):
         SlidingCacheAtom(plain)  # type: ignore[arg-type]
+
+
+async def test_lifecycle_faults() -> None:
+    """An error or an outer deadline inside the block leaves no task behind; a closed cache refuses entering."""
+
+    async def compute(key: str) -> str:
+        await anyio.sleep(0.5)
+        return key.upper()
+
+    async def use(cache: SlidingCacheAtom[str, str]) -> None:
+        assert await cache.get_or_compute("a") == "A"
+
+    await assert_lifecycle_faults(lambda: SlidingCacheAtom(compute, sliding_expiration=10), use, nested_entry=True)
+    cache = SlidingCacheAtom(compute, sliding_expiration=10)
+    await cache.aclose()
+    with pytest.raises(CoordinatorClosedError, match="closed"):
+        async with cache:
+            pass

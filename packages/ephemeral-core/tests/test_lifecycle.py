@@ -23,6 +23,7 @@ from ephemeral.core import (
     PriorityWorkCoordinatorOptions,
 )
 from ephemeral.core.lowlevel import CoordinatorBase, PersistAtom, TaskGroupOwner, owned_task_group
+from ephemeral.core.testing import assert_lifecycle_faults
 
 
 class Recorder(TaskGroupOwner):
@@ -265,3 +266,41 @@ async def test_nested_owner_under_a_random_deadline(deadline: float, count: int,
     c = atom.coordinator
     assert _accounted(c), c.get_metrics()
     assert c.total_completed == len(persisted)
+
+
+# -- the fault-rule kit (ephemeral.core.testing.assert_lifecycle_faults) -----------------------------
+
+
+async def test_lifecycle_fault_rules_hold_for_the_base_and_the_coordinators() -> None:
+    async def use(c: CoordinatorBase[Any, Any]) -> None:
+        for item in range(5):
+            await c.enqueue(item)
+
+    await assert_lifecycle_faults(Recorder)
+    for make in COORDINATORS.values():
+        await assert_lifecycle_faults(make, use)
+
+
+class _Leaky:
+    """Breaks the rules: starts a task it never cancels, swallows errors, can be entered again."""
+
+    def __init__(self, tg: TaskGroup, *, swallow: bool = False) -> None:
+        self.tg = tg
+        self.swallow = swallow
+
+    async def __aenter__(self) -> _Leaky:
+        self.tg.start_soon(anyio.sleep, 5)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool:
+        return self.swallow
+
+
+@pytest.mark.parametrize(
+    ("swallow", "message"), [(True, "was swallowed"), (False, "tasks the object started still run")]
+)
+async def test_lifecycle_fault_rules_report_the_broken_rule(swallow: bool, message: str) -> None:
+    async with anyio.create_task_group() as tg:
+        with pytest.raises(AssertionError, match=message):
+            await assert_lifecycle_faults(lambda: _Leaky(tg, swallow=swallow))
+        tg.cancel_scope.cancel()

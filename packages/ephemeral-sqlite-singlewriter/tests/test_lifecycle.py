@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from ephemeral.core.testing import assert_lifecycle_faults
 from ephemeral.sqlite.singlewriter import SqliteConnection, SqliteSingleWriter, SqliteSingleWriterOptions
 
 
@@ -545,3 +546,22 @@ def test_a_shared_writer_belongs_to_the_loop_that_first_used_it(tmp_path: Path, 
             assert await fresh.query(count_rows) == 1
 
     anyio.run(later, backend=second)
+
+
+async def test_lifecycle_faults(tmp_path: Path) -> None:
+    """An error or a deadline inside the block leaves no task behind, the accepted writes land, the
+    connections close; a closed writer refuses entering; aclose is idempotent."""
+    made: list[SqliteSingleWriter] = []
+
+    def make() -> SqliteSingleWriter:
+        made.append(SqliteSingleWriter(tmp_path / f"faults{len(made)}.db"))
+        return made[-1]
+
+    async def use(writer: SqliteSingleWriter) -> None:
+        await writer.write("CREATE TABLE t (x)")
+        await writer.write("INSERT INTO t VALUES (1)")
+
+    await assert_lifecycle_faults(make, use, nested_entry=True)
+    assert all(writer.closed for writer in made)
+    async with SqliteSingleWriter(tmp_path / "faults0.db") as reopened:
+        assert await reopened.query(count_rows) == 1

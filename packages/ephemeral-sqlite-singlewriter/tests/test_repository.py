@@ -11,6 +11,7 @@ import pytest
 
 from ephemeral.core import CoordinatorClosedError
 from ephemeral.core.sql import quote_identifier
+from ephemeral.core.testing import assert_lifecycle_faults
 from ephemeral.sqlite.singlewriter import (
     SqliteConnection,
     SqliteRepository,
@@ -141,6 +142,17 @@ async def test_closing_a_repository_leaves_the_shared_writer_open(tmp_path: Path
         assert other.writer is writer and other.table == "users" and other.all_key == "users:all"
     finally:
         await writer.aclose()
+
+
+async def test_repository_lifecycle_faults(writer: SqliteSingleWriter) -> None:
+    """An error or a deadline inside the block leaves no task behind; a closed repository refuses entering."""
+
+    async def use(users: Users) -> None:
+        await users.insert(User(None, "ada"))
+        await users.get_all()
+
+    await assert_lifecycle_faults(lambda: Users(writer, "users"), use, nested_entry=True)
+    assert not writer.closed
 
 
 def test_writer_must_be_a_writer() -> None:

@@ -1,14 +1,18 @@
-"""The test kit behind ``ephemeral.core.testing``: a manual clock, README example runners, accounting."""
+"""The test kit behind ``ephemeral.core.testing``: clock, README runners, accounting, lifecycle faults."""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import anyio
 
 from ._checks import check_float
 
@@ -17,6 +21,7 @@ __all__ = (
     "ReadmeExample",
     "arun_readme_examples",
     "assert_accounted",
+    "assert_lifecycle_faults",
     "output_blocks",
     "python_blocks",
     "run_readme_examples",
@@ -239,3 +244,96 @@ def assert_accounted(subject: Any, *, closed: bool = True) -> None:
     unsettled = metrics.pending_count + metrics.active_count if not closed else 0
     if enqueued != completed + failed + skipped + cancelled + unsettled:
         raise AssertionError(f"accepted items are not accounted for: {counts}")
+
+
+# -- lifecycle faults -----------------------------------------------------------------------------
+
+
+class _RaisedInBlock(Exception):
+    """The error ``assert_lifecycle_faults`` raises inside the block."""
+
+
+def _task_ids() -> set[int]:
+    return {task.id for task in anyio.get_running_tasks()}
+
+
+def _check_no_task_left(before: set[int], rule: str) -> None:
+    left = [task for task in anyio.get_running_tasks() if task.id not in before]
+    if left:
+        raise AssertionError(f"{rule}: tasks the object started still run: {[task.name for task in left]}")
+
+
+async def _check_entry_refused(obj: AbstractAsyncContextManager[Any], where: str) -> None:
+    try:
+        async with obj:
+            pass
+    except RuntimeError:
+        return
+    raise AssertionError(f"a second `async with` {where} the first was not refused")
+
+
+async def assert_lifecycle_faults(
+    make: Callable[[], AbstractAsyncContextManager[Any]],
+    use: Callable[[Any], Awaitable[object]] | None = None,
+    *,
+    nested_entry: bool = False,
+) -> None:
+    """Assert the fault rules of an object that owns background tasks or resources for its ``async with``.
+
+    Each rule runs on a fresh object from ``make()``; ``use(obj)``, when given, runs first in each block
+    (to start work in the background):
+
+    1. an exception raised inside the block leaves ``async with`` as itself (not wrapped in an exception
+       group), and no task the object started is left running;
+    2. an outer cancel scope whose deadline fires inside the block catches the cancellation, and no task
+       the object started is left running;
+    3. entering again refuses with ``RuntimeError`` (``CoordinatorClosedError`` is one): after the block,
+       and inside it too unless ``nested_entry`` (for objects shared by nested users);
+    4. closing again is a no-op: the object's ``aclose()`` or ``close()``, when it has one, returns after
+       the block, twice.
+
+    Raises:
+        AssertionError: A rule does not hold (the message names it).
+    """
+    # 1. An exception inside the block.
+    before = _task_ids()
+    error = _RaisedInBlock("raised inside the block")
+    try:
+        async with make() as obj:
+            if use is not None:
+                await use(obj)
+            raise error
+    except _RaisedInBlock as caught:
+        if caught is not error:
+            raise AssertionError("an exception raised inside the block left it as another one") from caught
+    except BaseException as other:
+        raise AssertionError(f"an exception raised inside the block left it as {other!r}") from other
+    else:
+        raise AssertionError("an exception raised inside the block was swallowed")
+    _check_no_task_left(before, "after an exception inside the block")
+
+    # 2. An outer deadline inside the block.
+    before = _task_ids()
+    with anyio.move_on_after(1) as scope:
+        async with make() as obj:
+            if use is not None:
+                await use(obj)
+            await anyio.sleep_forever()
+    if not scope.cancelled_caught:
+        raise AssertionError("an outer deadline firing inside the block did not reach its cancel scope")
+    _check_no_task_left(before, "after an outer deadline inside the block")
+
+    # 3. and 4. A second entry, a second close.
+    obj = make()
+    async with obj:
+        if not nested_entry:
+            await _check_entry_refused(obj, "inside")
+    await _check_entry_refused(obj, "after")
+    for name in ("aclose", "close"):
+        close = getattr(obj, name, None)
+        if callable(close):
+            for _ in range(2):
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+            break

@@ -7,6 +7,9 @@
   that promises output (it calls ``print`` or the README shows its output) and prints nothing fails.
 * ``assert_accounted``: every item a coordinator or atom accepted was completed, failed, skipped or
   cancelled, and nothing is left pending or running.
+* ``assert_lifecycle_faults``: an object owning background tasks keeps the fault rules: an exception
+  inside ``async with`` leaves it unchanged with every task ended, an outer deadline is absorbed by its
+  scope, a second entry is refused, closing again is a no-op.
 
 Time-based tests run in virtual time: the repository's pytest configuration runs each async test on
 asyncio (looptime) and trio (``MockClock``), so ``anyio.sleep`` takes no real time.
@@ -19,6 +22,7 @@ from ._testing import (
     ReadmeExample as ReadmeExample,
     arun_readme_examples as arun_readme_examples,
     assert_accounted as assert_accounted,
+    assert_lifecycle_faults as assert_lifecycle_faults,
     output_blocks as output_blocks,
     python_blocks as python_blocks,
     run_readme_examples as run_readme_examples,
@@ -29,6 +33,7 @@ __all__ = (
     "ReadmeExample",
     "arun_readme_examples",
     "assert_accounted",
+    "assert_lifecycle_faults",
     "output_blocks",
     "python_blocks",
     "run_readme_examples",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import timedelta
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import anyio
+from anyio.abc import AsyncResource
 
 from ephemeral.core import CoordinatorClosedError, EphemeralLruCache, EphemeralLruCacheOptions, SignalEvent, SignalSink
 from ephemeral.core.lowlevel import check_async_callable, check_int, to_seconds
@@ -51,7 +51,7 @@ class SlidingCacheStats:
     compute_errors: int
 
 
-class SlidingCacheAtom(Generic[K, R]):
+class SlidingCacheAtom(AsyncResource, Generic[K, R]):
     """Caches what ``await compute(key)`` returns; every hit resets the entry's sliding expiration.
 
     An entry expires ``sliding_expiration`` after its last access, and in any case
@@ -65,7 +65,7 @@ class SlidingCacheAtom(Generic[K, R]):
     A thin layer over ``ephemeral.core.EphemeralLruCache`` (whose hot-key TTL is the sliding
     expiration here). The cache belongs to the event loop it is made in, whose clock drives its
     expiry (virtual time in tests); it is not thread-safe. It owns no task, so ``async with`` is
-    optional: leaving the block (or ``aclose()``) empties it and refuses further computes.
+    optional: leaving the block (or ``aclose()``) empties it and refuses further computes (and entering).
 
     Signals, on ``signals`` (or a private sink, read with ``get_signals``), each with ``key=str(key)``:
     ``cache.hit`` and ``cache.hot`` (a hit on an entry not yet hot, or hot), ``cache.miss``,
@@ -142,12 +142,8 @@ class SlidingCacheAtom(Generic[K, R]):
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def __aenter__(self: _Self) -> _Self:
+        self._check_open()
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Drop every entry and refuse further ``get_or_compute`` calls. Idempotent."""
@@ -158,6 +154,10 @@ class SlidingCacheAtom(Generic[K, R]):
     def closed(self) -> bool:
         """Whether ``aclose()`` has been called (or the ``async with`` block left)."""
         return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CoordinatorClosedError("SlidingCacheAtom is closed; no new values are computed")
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -172,8 +172,7 @@ class SlidingCacheAtom(Generic[K, R]):
             Exception: Whatever ``compute`` raised, in every caller waiting for that compute; nothing
                 is cached then, and the next call computes again.
         """
-        if self._closed:
-            raise CoordinatorClosedError("SlidingCacheAtom is closed; no new values are computed")
+        self._check_open()
         return await self._cache.get_or_add(key, self._run_compute)
 
     async def _run_compute(self, key: K) -> R:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
-from types import TracebackType
 from typing import Any, Generic, TypeVar
+
+from anyio.abc import AsyncResource
 
 from ephemeral.core import CoordinatorClosedError
 from ephemeral.core.sql import quote_identifier
@@ -22,7 +23,7 @@ T = TypeVar("T")
 _Self = TypeVar("_Self", bound="SqliteRepository[Any, Any]")
 
 
-class SqliteRepository(ABC, Generic[E, K]):
+class SqliteRepository(AsyncResource, Generic[E, K]):
     """CRUD for one table over a ``SqliteSingleWriter``, with reads cached and invalidated on change.
 
     Subclass it and implement the five abstract methods (how to read one entity, read them all, build
@@ -78,12 +79,8 @@ class SqliteRepository(ABC, Generic[E, K]):
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def __aenter__(self: _Self) -> _Self:
+        self._check_open()
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Refuse further calls on this repository; the writer stays open for its other users."""

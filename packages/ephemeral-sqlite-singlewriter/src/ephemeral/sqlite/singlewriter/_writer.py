@@ -14,12 +14,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from contextvars import ContextVar
 from datetime import timedelta
 from functools import partial
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+from anyio.abc import AsyncResource
 
 from ephemeral.core import (
     CoordinatorClosedError,
@@ -77,7 +77,7 @@ def _cache_key(key: object, name: str = "cache_key") -> str:
 # -- the writer ---------------------------------------------------------------------------------------
 
 
-class SqliteSingleWriter:
+class SqliteSingleWriter(AsyncResource):
     """One SQLite database: every write through one connection in FIFO order, reads alongside, cached.
 
     Writes (``write``, ``write_batch``, ``write_many``, ``execute_in_transaction``) queue in the order
@@ -242,11 +242,6 @@ class SqliteSingleWriter:
     async def __aenter__(self: _Self) -> _Self:
         await self.open()
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def open(self) -> None:
         """Open the write connection now (it otherwise opens on first use); errors surface here.
