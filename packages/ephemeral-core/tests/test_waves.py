@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from ephemeral.core import SignalEvent, SignalSink, SignalStage, SignalWaveExecutor, current_operation
+from ephemeral.core.testing import assert_lifecycle_faults
 
 
 async def test_early_exit_cancels_running_stage_work() -> None:
@@ -232,3 +233,26 @@ def test_bad_stages_are_rejected() -> None:
         SignalWaveExecutor(sink, [SignalStage("a", "x", work)], max_concurrent_stages=0)
     stage = SignalStage("a", "x, y", work, emit_on_start="s")
     assert stage.trigger == ("x", "y") and stage.emit_on_start == ("s",)
+
+
+async def test_lifecycle_faults() -> None:
+    """An error or an outer deadline in the block cancels the running stages; an executor is entered once."""
+    made: list[SignalWaveExecutor] = []
+
+    async def work(event: SignalEvent[Any]) -> None:
+        await anyio.sleep(10)
+
+    def make() -> SignalWaveExecutor:
+        made.append(SignalWaveExecutor(SignalSink(), [SignalStage("s", "job", work)]))
+        return made[-1]
+
+    async def use(waves: SignalWaveExecutor) -> None:
+        for i in range(6):
+            waves.signals.emit("job", key=str(i))
+        await anyio.sleep(0.5)
+
+    await assert_lifecycle_faults(make, use)
+    for waves in made[:2]:
+        metrics = waves.get_metrics()
+        assert (metrics.total_enqueued, metrics.total_cancelled) == (6, 6)
+        assert waves.signals.count("stage.cancel:s") == 4  # the four running; the waiting ones never started

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.core import CoordinatorClosedError, SignalEvent, SignalSink
-from ephemeral.core.testing import output_blocks, run_readme_examples
+from ephemeral.core.testing import assert_lifecycle_faults, output_blocks, run_readme_examples
 from ephemeral.patterns.reactivefanout import ReactiveFanOutMetrics, ReactiveFanOutPipeline
 
 
@@ -219,6 +219,26 @@ async def test_exception_in_block_cancels_both_stages_and_accounts() -> None:
     assert metrics.stage1.total_cancelled + metrics.stage2.total_cancelled > 0
     assert accounted(metrics) == metrics.stage1.total_enqueued == 8
     assert stages.done == []
+
+
+async def test_lifecycle_faults() -> None:
+    """An error or an outer deadline in the block cancels both stages; the pipeline is entered once."""
+    made: list[ReactiveFanOutPipeline[Any]] = []
+
+    def make() -> ReactiveFanOutPipeline[Any]:
+        made.append(pipeline_for(Stages(pre_duration=0.5, duration=3.0), backpressure_threshold=4, relief_threshold=2))
+        return made[-1]
+
+    async def use(pipeline: ReactiveFanOutPipeline[Any]) -> None:
+        for item in range(6):
+            await pipeline.enqueue(item)
+        await anyio.sleep(1)
+
+    await assert_lifecycle_faults(make, use)
+    for pipeline in made[:2]:
+        metrics = pipeline.get_metrics()
+        assert metrics.stage1.total_cancelled + metrics.stage2.total_cancelled > 0
+        assert accounted(metrics) == metrics.stage1.total_enqueued == 6
 
 
 async def test_without_pre_stage_work() -> None:

@@ -111,7 +111,8 @@ class TaskGroupOwner(AsyncContextManagerMixin):
     @asynccontextmanager
     async def __asynccontextmanager__(self: _Self) -> AsyncIterator[_Self]:
         if self._owner_state:
-            raise RuntimeError(f"a {type(self).__name__} can be entered only once")
+            name = type(self).__name__
+            raise RuntimeError(f"{'an' if name[:1] in 'AEIOU' else 'a'} {name} can be entered only once")
         self._owner_state = 1
         async with self._outer_context(), owned_task_group() as tg:
             try:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from ._checks import check_async_callable
 from ._coordinator import CoordinatorMetrics, EphemeralWorkCoordinator
 from ._events import SignalEvent, SignalPropagation
 from ._hooks import Subscription
+from ._lifecycle import TaskGroupOwner
 from ._loop import LoopBinding
 from ._matcher import PatternSet
 from ._operation import current_operation
@@ -71,7 +72,7 @@ class SignalStage:
             object.__setattr__(self, field, _names(field, getattr(self, field)))
 
 
-class SignalWaveExecutor:
+class SignalWaveExecutor(TaskGroupOwner):
     """Runs stages when signals matching their triggers are emitted on a sink; one wave starts the next.
 
     Each matching signal starts one run of the stage, through an inner ``EphemeralWorkCoordinator``
@@ -144,25 +145,23 @@ class SignalWaveExecutor:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> SignalWaveExecutor:
-        await self._coordinator.__aenter__()
+    @asynccontextmanager
+    async def _outer_context(self) -> AsyncIterator[None]:
+        async with self._coordinator:
+            yield
+
+    async def _on_enter(self, tg: TaskGroup) -> None:
         self._loop = LoopBinding()
         self._subscription = self.signals.subscribe(self._on_signal)
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        try:
-            if exc_type is None:
-                await self.wait_settled()
-        except BaseException:
-            exc_type, exc, tb = sys.exc_info()
-            raise
-        finally:
-            self._stop_listening()
-            await self._coordinator.__aexit__(exc_type, exc, tb)
-        return None
+    async def _on_clean_exit(self) -> None:
+        await self.wait_settled()
+
+    def _on_error_exit(self) -> None:
+        self._coordinator.cancel()  # at once: no waiting run may start while the block unwinds
+
+    def _on_close(self) -> None:
+        self._stop_listening()
 
     def _stop_listening(self) -> None:
         if self._subscription is not None:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
-from types import TracebackType
-from typing import Any, Generic, NamedTuple, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Generic, NamedTuple, TypeVar
 
 import anyio
 
 from ephemeral.core import CoordinatorMetrics, EphemeralOptions, EphemeralWorkCoordinator, SignalSink
-from ephemeral.core.lowlevel import check_async_callable, check_int
+from ephemeral.core.lowlevel import TaskGroupOwner, check_async_callable, check_int
 
 __all__ = ("ReactiveFanOutMetrics", "ReactiveFanOutPipeline")
 
 T = TypeVar("T")
-_Self = TypeVar("_Self", bound="ReactiveFanOutPipeline[Any]")
 
 
 class ReactiveFanOutMetrics(NamedTuple):
@@ -32,7 +30,7 @@ class ReactiveFanOutMetrics(NamedTuple):
     stage2: CoordinatorMetrics
 
 
-class ReactiveFanOutPipeline(Generic[T]):
+class ReactiveFanOutPipeline(TaskGroupOwner, Generic[T]):
     """Two stages of work: stage 1 slows down while stage 2 has a backlog, and speeds up once it clears.
 
     Stage 1 runs ``pre_stage_work(item)`` (if given), up to ``stage1_max_concurrency`` at once, then
@@ -134,20 +132,14 @@ class ReactiveFanOutPipeline(Generic[T]):
                 signals=self._sink,
             ),
         )
-        self._stack: AsyncExitStack | None = None
 
-    async def __aenter__(self: _Self) -> _Self:
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(self._stage2)
-            await stack.enter_async_context(self._stage1)  # left first: stage 1 drains into stage 2
-            self._stack = stack.pop_all()
-        return self
+    @asynccontextmanager
+    async def _outer_context(self) -> AsyncIterator[None]:
+        async with self._stage2, self._stage1:  # stage 1 is left first: it drains into stage 2
+            yield
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        assert self._stack is not None
-        return await self._stack.__aexit__(exc_type, exc, tb)
+    def _on_error_exit(self) -> None:
+        self.cancel()  # at once: no waiting item may start while the block unwinds
 
     async def _run_stage1(self, item: T) -> None:
         if self._pre is not None:
