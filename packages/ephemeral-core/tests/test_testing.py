@@ -13,7 +13,10 @@ from ephemeral.core.testing import (
     arun_readme_examples,
     assert_accounted,
     output_blocks,
+    postgres_test_dsn,
+    postgres_test_tables,
     python_blocks,
+    run_postgres_sql,
     run_readme_examples,
 )
 
@@ -154,3 +157,41 @@ def test_assert_accounted_finds_missing_items() -> None:
         assert_accounted(Atom())
     with pytest.raises(TypeError, match="subject"):
         assert_accounted(object())
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+NO_SERVER = "postgresql://postgres@127.0.0.1:1/test?connect_timeout=1"
+
+
+def test_without_a_server_the_database_test_is_skipped_saying_how_to_point_at_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EPHEMERAL_TEST_POSTGRES_DSN", NO_SERVER)
+    monkeypatch.delenv("EPHEMERAL_REQUIRE_POSTGRES", raising=False)
+    with pytest.raises(
+        pytest.skip.Exception, match=r"(?s)no PostgreSQL server for the tests .*EPHEMERAL_TEST_POSTGRES_DSN="
+    ):
+        postgres_test_dsn()
+
+
+def test_without_a_server_a_run_that_requires_one_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EPHEMERAL_TEST_POSTGRES_DSN", NO_SERVER)
+    monkeypatch.setenv("EPHEMERAL_REQUIRE_POSTGRES", "1")
+    with pytest.raises(pytest.fail.Exception, match="EPHEMERAL_REQUIRE_POSTGRES=1 requires these tests to run"):
+        postgres_test_dsn()
+
+
+def test_test_tables_are_unique_and_dropped_afterwards() -> None:
+    dsn = postgres_test_dsn()
+    with postgres_test_tables(dsn, "kit") as new_table:
+        first, second = new_table(), new_table()
+        assert first != second
+        assert first.startswith("kit_")
+        assert len(first) == len("kit_") + 20
+        for name in (first, second):
+            run_postgres_sql(dsn, f'CREATE TABLE "public"."{name}" (id int)')
+        run_postgres_sql(dsn, f'INSERT INTO "public"."{first}" VALUES (%s), (%s)', (1, 2))
+        assert run_postgres_sql(dsn, f'SELECT id FROM "public"."{first}" ORDER BY id') == [(1,), (2,)]
+    left = run_postgres_sql(dsn, "SELECT count(*) FROM pg_tables WHERE tablename IN (%s, %s)", (first, second))
+    assert left == [(0,)]

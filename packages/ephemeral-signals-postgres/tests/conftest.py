@@ -1,14 +1,13 @@
 """A real PostgreSQL for the tests, and fleet nodes running as child processes.
 
-The server is found through ``EPHEMERAL_TEST_POSTGRES_DSN`` (default
-``postgresql://postgres@127.0.0.1:5432/test``). When it cannot be reached the database tests are skipped,
-saying so; with ``EPHEMERAL_REQUIRE_POSTGRES=1`` (as CI sets it) they fail instead.
+The server is found as ``ephemeral.core.testing.postgres_test_dsn`` says; without one the database tests
+are skipped, saying so.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -17,70 +16,35 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import psycopg
 import pytest
 import sniffio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-DSN_VARIABLE = "EPHEMERAL_TEST_POSTGRES_DSN"
-REQUIRE_VARIABLE = "EPHEMERAL_REQUIRE_POSTGRES"
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+from ephemeral.core.testing import postgres_test_dsn, postgres_test_tables, run_postgres_sql
+
 NODE = Path(__file__).with_name("node.py")
 
 Admin = Callable[[str, "tuple[Any, ...] | None"], "list[tuple[Any, ...]]"]
 
 
-def run_sql(dsn: str, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
-    """SQL on its own short-lived connection; returns the rows."""
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-        cursor = conn.execute(sql, params)
-        return cursor.fetchall() if cursor.description is not None else []
-
-
 @pytest.fixture(scope="session")
 def postgres_dsn() -> str:
     """The test server's DSN, once it answered; skips (or fails when required) if it does not."""
-    dsn = os.environ.get(DSN_VARIABLE, DEFAULT_DSN)
-    try:
-        run_sql(dsn, "SELECT 1")
-    except psycopg.Error as error:
-        message = (
-            f"no PostgreSQL server for the tests ({type(error).__name__}: {str(error).strip()}). "
-            f"Start one, or point the tests at one with {DSN_VARIABLE}=postgresql://user@host:port/dbname"
-        )
-        if os.environ.get(REQUIRE_VARIABLE) == "1":
-            pytest.fail(f"{message} ({REQUIRE_VARIABLE}=1 requires these tests to run)", pytrace=False)
-        pytest.skip(message)
-    return dsn
+    return postgres_test_dsn()
 
 
 @pytest.fixture
 def admin(postgres_dsn: str) -> Admin:
     """``admin(sql, params)``: SQL on the test server beside the bridges (call it through a thread)."""
-
-    def run(sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
-        return run_sql(postgres_dsn, sql, params)
-
-    return run
-
-
-def _unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+    return functools.partial(run_postgres_sql, postgres_dsn)
 
 
 @pytest.fixture
 def tables(postgres_dsn: str) -> Iterator[Callable[[], str]]:
     """``tables()``: a new table name no other test uses; every one is dropped afterwards."""
-    made: list[str] = []
-
-    def make() -> str:
-        made.append(_unique("sigpg"))
-        return made[-1]
-
-    yield make
-    for name in made:
-        run_sql(postgres_dsn, f'DROP TABLE IF EXISTS "public"."{name}"')
+    with postgres_test_tables(postgres_dsn, "sigpg") as new_table:
+        yield new_table
 
 
 @pytest.fixture
@@ -113,7 +77,7 @@ class Node:
 @pytest.fixture
 def application_name() -> str:
     """The ``application_name`` of this test's bridges (to find their backends)."""
-    return _unique("sigpg_app")
+    return f"sigpg_app_{uuid.uuid4().hex[:16]}"
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The test kit behind ``ephemeral.core.testing``: clock, README runners, accounting, lifecycle faults."""
+"""The test kit behind ``ephemeral.core.testing``: clock, README runners, accounting, lifecycle, PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import inspect
 import io
 import os
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -23,7 +24,10 @@ __all__ = (
     "assert_accounted",
     "assert_lifecycle_faults",
     "output_blocks",
+    "postgres_test_dsn",
+    "postgres_test_tables",
     "python_blocks",
+    "run_postgres_sql",
     "run_readme_examples",
 )
 
@@ -337,3 +341,69 @@ async def assert_lifecycle_faults(
                 if inspect.isawaitable(result):
                     await result
             break
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+#: The environment variable naming the test server, and its default.
+POSTGRES_DSN_VARIABLE = "EPHEMERAL_TEST_POSTGRES_DSN"
+POSTGRES_DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+#: Set to ``1`` (as CI does) to fail, not skip, the database tests when the server does not answer.
+POSTGRES_REQUIRE_VARIABLE = "EPHEMERAL_REQUIRE_POSTGRES"
+
+
+def run_postgres_sql(dsn: str, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on its own short-lived autocommit connection to ``dsn``; return the rows (none for DDL).
+
+    Blocking: call it through a thread (``anyio.to_thread.run_sync``) from async tests. Needs psycopg.
+    """
+    import psycopg  # imported here: only the database packages' tests need it
+
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description is not None else []
+
+
+def postgres_test_dsn() -> str:
+    """The DSN of the PostgreSQL server for the tests, once it answered a query.
+
+    The server is named by ``EPHEMERAL_TEST_POSTGRES_DSN`` (default
+    ``postgresql://postgres@127.0.0.1:5432/test``). When it does not answer the calling test is skipped,
+    saying why and how to point at one; with ``EPHEMERAL_REQUIRE_POSTGRES=1`` it fails instead. Call it
+    from a session-scoped fixture. Needs pytest and psycopg.
+    """
+    import psycopg
+    import pytest
+
+    dsn = os.environ.get(POSTGRES_DSN_VARIABLE, POSTGRES_DEFAULT_DSN)
+    try:
+        run_postgres_sql(dsn, "SELECT 1")
+    except psycopg.Error as error:
+        message = (
+            f"no PostgreSQL server for the tests ({type(error).__name__}: {str(error).strip()}). "
+            f"Start one, or point the tests at one with {POSTGRES_DSN_VARIABLE}=postgresql://user@host:port/dbname"
+        )
+        if os.environ.get(POSTGRES_REQUIRE_VARIABLE) == "1":
+            pytest.fail(f"{message} ({POSTGRES_REQUIRE_VARIABLE}=1 requires these tests to run)", pytrace=False)
+        pytest.skip(message)
+    return dsn
+
+
+@contextlib.contextmanager
+def postgres_test_tables(dsn: str, prefix: str = "t") -> Iterator[Callable[[], str]]:
+    """Yield ``new_table()``, which names a fresh table no other test or concurrent test run uses.
+
+    The names are ``{prefix}_`` and 20 hex digits; on exit every table so named is dropped from the
+    ``public`` schema.
+    """
+    made: list[str] = []
+
+    def new_table() -> str:
+        made.append(f"{prefix}_{uuid.uuid4().hex[:20]}")
+        return made[-1]
+
+    try:
+        yield new_table
+    finally:
+        for name in made:
+            run_postgres_sql(dsn, f'DROP TABLE IF EXISTS "public"."{name}"')

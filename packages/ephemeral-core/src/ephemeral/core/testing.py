@@ -10,6 +10,9 @@
 * ``assert_lifecycle_faults``: an object owning background tasks keeps the fault rules: an exception
   inside ``async with`` leaves it unchanged with every task ended, an outer deadline is absorbed by its
   scope, a second entry is refused, closing again is a no-op.
+* ``postgres_test_dsn``, ``run_postgres_sql`` and ``postgres_test_tables``: a real PostgreSQL server for
+  the database packages' tests (the test is skipped when there is none); they import psycopg and pytest
+  when called, so core depends on neither.
 
 Time-based tests run in virtual time: the repository's pytest configuration runs each async test on
 asyncio (looptime) and trio (``MockClock``), so ``anyio.sleep`` takes no real time.
@@ -24,7 +27,10 @@ from ._testing import (
     assert_accounted as assert_accounted,
     assert_lifecycle_faults as assert_lifecycle_faults,
     output_blocks as output_blocks,
+    postgres_test_dsn as postgres_test_dsn,
+    postgres_test_tables as postgres_test_tables,
     python_blocks as python_blocks,
+    run_postgres_sql as run_postgres_sql,
     run_readme_examples as run_readme_examples,
 )
 
@@ -35,6 +41,9 @@ __all__ = (
     "assert_accounted",
     "assert_lifecycle_faults",
     "output_blocks",
+    "postgres_test_dsn",
+    "postgres_test_tables",
     "python_blocks",
+    "run_postgres_sql",
     "run_readme_examples",
 )
