@@ -9,6 +9,7 @@ import pytest
 
 from ephemeral.atoms.molecules import AtomTrigger, MoleculeBlueprint, MoleculeContext, MoleculeRunner
 from ephemeral.core import CoordinatorClosedError, SignalEvent, SignalSink
+from ephemeral.core.testing import assert_lifecycle_faults
 
 
 def sink() -> SignalSink:
@@ -208,3 +209,32 @@ async def test_an_own_trigger_is_entered_once() -> None:
     with pytest.raises(RuntimeError, match="once"):
         async with trigger:
             pass
+
+
+async def test_lifecycle_faults() -> None:
+    """An error or an outer deadline in the block cancels the actions in flight; a trigger is entered once;
+    close() again is a no-op (attached to a runner, the actions are the runner's: it waits for them)."""
+    made: list[AtomTrigger] = []
+    finished: list[str | None] = []
+
+    async def action(signal: SignalEvent[Any]) -> None:
+        await anyio.sleep(100)
+        finished.append(signal.key)
+
+    signals = sink()
+
+    def make() -> AtomTrigger:
+        made.append(AtomTrigger(signals, "go", action))
+        return made[-1]
+
+    async def use(trigger: AtomTrigger) -> None:
+        for key in "ab":
+            signals.emit("go", key=key)
+        await anyio.sleep(1)
+
+    await assert_lifecycle_faults(make, use)
+    assert finished == []
+    assert all(trigger.closed for trigger in made)
+
+    async with MoleculeRunner(signals, [MoleculeBlueprint("noop", "never", [lambda ctx: None])]) as runner:
+        await assert_lifecycle_faults(lambda: AtomTrigger(signals, "go", action, runner=runner))

@@ -17,6 +17,7 @@ from ephemeral.atoms.molecules import (
     MoleculeRunner,
 )
 from ephemeral.core import BlockReason, SignalConstraints, SignalEvent, SignalSink
+from ephemeral.core.testing import assert_lifecycle_faults
 
 
 def sink() -> SignalSink:
@@ -435,6 +436,28 @@ async def test_an_exception_in_the_block_cancels_runs_in_flight() -> None:
     assert sorted(e.key or "" for e in signals.sense("molecule.cancelled")) == ["a", "b"]
     signals.emit("go", key="after")
     assert runner.started_count == 2 and not runner.is_running
+
+
+async def test_lifecycle_faults() -> None:
+    """An error or an outer deadline in the block cancels the molecules in flight; a runner is entered once."""
+    made: list[MoleculeRunner] = []
+
+    async def slow(ctx: MoleculeContext) -> None:
+        await anyio.sleep(100)
+
+    def make() -> MoleculeRunner:
+        made.append(MoleculeRunner(sink(), [MoleculeBlueprint("slow", "go", [slow])], max_concurrency=2))
+        return made[-1]
+
+    async def use(runner: MoleculeRunner) -> None:
+        for key in "abcd":
+            runner.signals.emit("go", key=key)
+        await anyio.sleep(1)
+
+    await assert_lifecycle_faults(make, use)
+    for runner in made[:2]:
+        assert (runner.started_count, runner.cancelled_count, runner.active_count) == (2, 2, 0)
+        assert not runner.is_running
 
 
 async def test_signals_before_entering_and_after_leaving_start_nothing() -> None:

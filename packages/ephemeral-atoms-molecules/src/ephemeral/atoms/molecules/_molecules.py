@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterable
-from contextlib import AsyncExitStack
-from types import TracebackType
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, NamedTuple, TypeVar
+
+from anyio.abc import TaskGroup
 
 from ephemeral.core import (
     CoordinatorClosedError,
@@ -22,6 +22,7 @@ from ephemeral.core import (
 )
 from ephemeral.core.lowlevel import (
     EventHook,
+    TaskGroupOwner,
     caused_event,
     check_callable,
     check_optional_int,
@@ -43,7 +44,6 @@ __all__ = (
 
 _log = logging.getLogger("ephemeral.atoms.molecules")
 _Trigger = TypeVar("_Trigger", bound="AtomTrigger")
-_Runner = TypeVar("_Runner", bound="MoleculeRunner")
 
 #: One step of a molecule: ``async def step(ctx)`` (a plain ``def step(ctx)`` works too).
 MoleculeStep = Callable[["MoleculeContext"], "Awaitable[object] | None"]
@@ -292,7 +292,7 @@ class MoleculeFailure(NamedTuple):
     step_index: int
 
 
-class MoleculeRunner:
+class MoleculeRunner(TaskGroupOwner):
     """Runs each blueprint's steps, in order, for every signal on the sink that matches its trigger pattern.
 
     Use it as ``async with MoleculeRunner(sink, [blueprint]) as runner:``; it owns the tasks molecules
@@ -373,7 +373,6 @@ class MoleculeRunner:
         self.molecule_failed: EventHook[MoleculeFailure] = EventHook("molecule_failed")
         self._dispatchers: list[SignalDispatcher] = []
         self._triggers: SignalDispatcher | None = None
-        self._stack: AsyncExitStack | None = None
         self._entered = False
         self._closed = False
         self._started = 0
@@ -384,47 +383,34 @@ class MoleculeRunner:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def __aenter__(self: _Runner) -> _Runner:
-        if self._entered:
-            raise RuntimeError("a MoleculeRunner can be entered only once")
+    @asynccontextmanager
+    async def _outer_context(self) -> AsyncIterator[None]:
         self._entered = True
-        stack = AsyncExitStack()
-        await stack.__aenter__()
         try:
-            for blueprint in self._blueprints:
-                dispatcher = await stack.enter_async_context(
+            async with AsyncExitStack() as stack:
+                for blueprint in self._blueprints:
+                    dispatcher = await stack.enter_async_context(
+                        SignalDispatcher(max_concurrency=self._max_concurrency, max_queued=self._max_queued)
+                    )
+                    dispatcher.register(blueprint.trigger_pattern, self._runner_for(blueprint))
+                    self._dispatchers.append(dispatcher)
+                self._triggers = await stack.enter_async_context(
                     SignalDispatcher(max_concurrency=self._max_concurrency, max_queued=self._max_queued)
                 )
-                dispatcher.register(blueprint.trigger_pattern, self._runner_for(blueprint))
-                self._dispatchers.append(dispatcher)
-            self._triggers = await stack.enter_async_context(
-                SignalDispatcher(max_concurrency=self._max_concurrency, max_queued=self._max_queued)
-            )
-            # Attached last, once everything is in place, in blueprint order.
-            for dispatcher in (*self._dispatchers, self._triggers):
-                dispatcher.attach(self._sink)
-        except BaseException:
-            self._close_dispatchers()
-            await stack.__aexit__(*sys.exc_info())
-            raise
-        self._stack = stack
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        stack = self._stack
-        assert stack is not None
-        try:
-            if exc_type is None:
-                await self.wait_idle()
-        except BaseException:
-            exc_type, exc, tb = sys.exc_info()
-            raise
+                yield
         finally:
-            self._close_dispatchers()
-            await stack.__aexit__(exc_type, exc, tb)
-        return None
+            self._closed = True
+
+    async def _on_enter(self, tg: TaskGroup) -> None:
+        # Attached last, once everything is in place, in blueprint order.
+        for dispatcher in self._all_dispatchers():
+            dispatcher.attach(self._sink)
+
+    async def _on_clean_exit(self) -> None:
+        await self.wait_idle()
+
+    def _on_close(self) -> None:
+        self._close_dispatchers()
 
     def _close_dispatchers(self) -> None:
         self._closed = True
@@ -559,7 +545,7 @@ class MoleculeRunner:
 # -- triggers --------------------------------------------------------------------------------------
 
 
-class AtomTrigger:
+class AtomTrigger(TaskGroupOwner):
     """Runs ``await action(signal)`` for every signal on ``sink`` whose name matches ``pattern``.
 
     Two ways to run it:
@@ -637,29 +623,25 @@ class AtomTrigger:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    async def __aenter__(self: _Trigger) -> _Trigger:
-        if self._entered:
-            raise RuntimeError("an AtomTrigger can be entered only once")
+    @asynccontextmanager
+    async def _outer_context(self) -> AsyncIterator[None]:
         self._entered = True
         dispatcher = self._dispatcher
-        if dispatcher is not None:
-            if self._closed:
-                raise CoordinatorClosedError("the AtomTrigger is closed")
-            await dispatcher.__aenter__()
-            dispatcher.attach(self._sink)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        dispatcher = self._dispatcher
         if dispatcher is None:
-            self.close()
-            return None
+            yield
+            return
+        if self._closed:
+            raise CoordinatorClosedError("the AtomTrigger is closed")
         try:
-            return await dispatcher.__aexit__(exc_type, exc, tb)
+            async with dispatcher:
+                dispatcher.attach(self._sink)
+                yield
         finally:
             self._closed = True
+
+    def _on_close(self) -> None:
+        if self._dispatcher is None:
+            self.close()  # on its own dispatcher, leaving that dispatcher's block stops it once it has flushed
 
     def close(self) -> None:
         """Stop listening; idempotent.
