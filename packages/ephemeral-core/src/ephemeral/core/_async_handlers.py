@@ -1,50 +1,74 @@
-"""Running async signal handlers off the emitting path, bounded in concurrency and backlog."""
+"""Running async handlers off the emitting path, bounded in concurrency and backlog."""
 
 from __future__ import annotations
 
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 
+from ._checks import check_choice
 from ._events import SignalEvent, SignalRetractedEvent
 from ._loop import LoopBinding
 
-__all__ = ("AsyncSignalQueue",)
+__all__ = ("AsyncHandlerQueue", "AsyncSignalQueue")
 
 _log = logging.getLogger("ephemeral.core")
 
+T = TypeVar("T")
 AnySignal = SignalEvent[Any] | SignalRetractedEvent
+Overflow = Literal["drop_oldest", "refuse_newest"]
 
 
-class AsyncSignalQueue:
-    """Queues signals for async handlers and runs at most ``max_concurrent`` handlers at once.
+def _log_failure(item: object) -> None:
+    _log.exception("async handler failed for %r", item)
 
-    When ``max_queued`` signals are already waiting, the oldest waiting one is dropped to make room
-    (the newest state matters most) and counted in ``dropped_count``, as are signals whose handler was
-    interrupted by cancellation and signals still waiting at ``close()``. A handler that raises is
-    logged and counted in ``failed_count``; the others carry on.
+
+class AsyncHandlerQueue(Generic[T]):
+    """Queues items for an async handler and runs at most ``max_concurrent`` handlers at once.
+
+    ``offer``/``submit`` are synchronous and callable from any thread; ``start(tg, loop)`` begins
+    running handlers in ``tg``. When ``max_queued`` items are already waiting, ``overflow`` decides:
+    ``"drop_oldest"`` drops the oldest waiting item to make room (the newest state matters most),
+    ``"refuse_newest"`` refuses the new one (``offer`` returns False). Either is counted in
+    ``dropped_count``, as are items offered while the queue is not running, items whose handler was
+    interrupted by cancellation and items still waiting at ``close()``. A handler that raises is
+    counted in ``failed_count`` and reported by ``on_failure(item)``, called inside the ``except``
+    block (so ``logger.exception`` shows the traceback); the others carry on.
+
+    ``accepted_count`` counts the items queued so far.
+
+    Args:
+        handle: The async handler, awaited once per item.
+        max_concurrent: The most handlers running at once.
+        max_queued: The most items waiting at once.
+        overflow: What a full queue does with a new item.
+        on_failure: Reports an item whose handler raised (default: logged on ``ephemeral.core``).
     """
 
     def __init__(
         self,
-        on_signal: Callable[[SignalEvent[Any]], Awaitable[object]] | None,
-        on_retracted: Callable[[SignalRetractedEvent], Awaitable[object]] | None,
+        handle: Callable[[T], Awaitable[object]],
         max_concurrent: int,
         max_queued: int,
+        *,
+        overflow: Overflow = "drop_oldest",
+        on_failure: Callable[[T], object] = _log_failure,
     ) -> None:
-        self._on_signal = on_signal
-        self._on_retracted = on_retracted
+        self._handle = handle
         self._max_concurrent = max_concurrent
         self._max_queued = max_queued
-        self._queue: deque[AnySignal] = deque()
+        self._refuse_newest = check_choice(overflow, "overflow", ("drop_oldest", "refuse_newest")) == "refuse_newest"
+        self._on_failure = on_failure
+        self._queue: deque[T] = deque()
         self._workers = 0
         self._idle: anyio.Event | None = None
         self._tg: TaskGroup | None = None
         self._loop: LoopBinding | None = None
+        self.accepted_count = 0
         self.processed_count = 0
         self.dropped_count = 0
         self.failed_count = 0
@@ -55,19 +79,19 @@ class AsyncSignalQueue:
 
     @property
     def queued_count(self) -> int:
-        """Signals waiting for a handler."""
+        """Items waiting for a handler."""
         return len(self._queue)
 
-    def submit(self, event: AnySignal) -> None:
-        """Queue ``event`` for its handler; callable from any thread."""
-        self.offer(event)
+    def submit(self, item: T) -> None:
+        """Queue ``item`` for the handler; callable from any thread."""
+        self.offer(item)
 
-    def offer(self, event: AnySignal) -> bool:
-        """Queue ``event`` for its handler, as ``submit`` does, and tell whether it was queued.
+    def offer(self, item: T) -> bool:
+        """Queue ``item`` for the handler, as ``submit`` does, and tell whether it was queued.
 
         Returns:
-            True when queued (a full queue drops its oldest waiting signal to make room); False when
-            the queue is not running (counted in ``dropped_count``) or has no handler for the event.
+            True when queued; False when the queue is not running or (``"refuse_newest"``) full, both
+            counted in ``dropped_count``, or when the queue does not take such items.
         """
         loop = self._loop
         if loop is None or self._tg is None:
@@ -77,40 +101,40 @@ class AsyncSignalQueue:
             queued: list[bool] = []
 
             def offer_on_loop() -> None:
-                queued.append(self.offer(event))
+                queued.append(self.offer(item))
 
             loop.call(offer_on_loop)
             if not queued:  # the loop has finished
                 self.dropped_count += 1
                 return False
             return queued[0]
-        if isinstance(event, SignalEvent) and self._on_signal is None:
-            return False
-        if isinstance(event, SignalRetractedEvent) and self._on_retracted is None:
+        if not self._takes(item):
             return False
         if len(self._queue) >= self._max_queued:
-            self._queue.popleft()
             self.dropped_count += 1
-        self._queue.append(event)
+            if self._refuse_newest:
+                return False
+            self._queue.popleft()
+        self._queue.append(item)
+        self.accepted_count += 1
         if self._workers < self._max_concurrent:
             self._workers += 1
             self._tg.start_soon(self._work)
         return True
 
+    def _takes(self, item: T) -> bool:
+        """Whether ``item`` has a handler here (subclasses refuse some kinds without counting them)."""
+        return True
+
     async def _work(self) -> None:
         try:
             while self._queue:
-                event = self._queue.popleft()
+                item = self._queue.popleft()
                 try:
-                    if isinstance(event, SignalEvent):
-                        assert self._on_signal is not None
-                        await self._on_signal(event)
-                    else:
-                        assert self._on_retracted is not None
-                        await self._on_retracted(event)
+                    await self._handle(item)
                 except Exception:
                     self.failed_count += 1
-                    _log.exception("async signal handler failed for %s", event.signal)
+                    self._on_failure(item)
                 except BaseException:
                     self.dropped_count += 1  # interrupted by cancellation: never fully handled
                     raise
@@ -124,14 +148,52 @@ class AsyncSignalQueue:
                 idle.set()
 
     async def wait_idle(self) -> None:
-        """Wait until every queued signal has been handled."""
+        """Wait until every queued item has been handled."""
         while self._workers or self._queue:
             if self._idle is None:  # shared by every waiter, so none is left waiting on a stale event
                 self._idle = anyio.Event()
             await self._idle.wait()
 
     def close(self) -> None:
-        """Stop accepting signals; the ones still queued are dropped and counted."""
+        """Stop accepting items; the ones still queued are dropped and counted."""
         self.dropped_count += len(self._queue)
         self._queue.clear()
         self._tg = None
+
+
+def _log_signal_failure(event: AnySignal) -> None:
+    _log.exception("async signal handler failed for %s", event.signal)
+
+
+class AsyncSignalQueue(AsyncHandlerQueue[AnySignal]):
+    """An ``AsyncHandlerQueue`` of signals, each kind to its own handler.
+
+    A ``SignalEvent`` goes to ``on_signal``, a ``SignalRetractedEvent`` to ``on_retracted``; a kind
+    without a handler is not taken (``offer`` returns False, nothing counted). A failing handler is
+    logged on ``ephemeral.core``.
+    """
+
+    def __init__(
+        self,
+        on_signal: Callable[[SignalEvent[Any]], Awaitable[object]] | None,
+        on_retracted: Callable[[SignalRetractedEvent], Awaitable[object]] | None,
+        max_concurrent: int,
+        max_queued: int,
+        *,
+        overflow: Overflow = "drop_oldest",
+    ) -> None:
+        super().__init__(self._dispatch, max_concurrent, max_queued, overflow=overflow, on_failure=_log_signal_failure)
+        self._on_signal = on_signal
+        self._on_retracted = on_retracted
+
+    def _takes(self, item: AnySignal) -> bool:
+        handler = self._on_signal if isinstance(item, SignalEvent) else self._on_retracted
+        return handler is not None
+
+    async def _dispatch(self, event: AnySignal) -> None:
+        if isinstance(event, SignalEvent):
+            assert self._on_signal is not None
+            await self._on_signal(event)
+        else:
+            assert self._on_retracted is not None
+            await self._on_retracted(event)

@@ -10,7 +10,7 @@ outside ``ephemeral-core`` imports core's private modules.
 
 from __future__ import annotations
 
-from ._async_handlers import AsyncSignalQueue as AsyncSignalQueue
+from ._async_handlers import AsyncHandlerQueue as AsyncHandlerQueue, AsyncSignalQueue as AsyncSignalQueue
 from ._atom import AtomBase as AtomBase
 from ._backoff import (
     RETRY_HINT_COMMANDS as RETRY_HINT_COMMANDS,
@@ -62,6 +62,7 @@ from ._workers import ParkingLot as ParkingLot, WorkerPool as WorkerPool
 
 __all__ = (
     "RETRY_HINT_COMMANDS",
+    "AsyncHandlerQueue",
     "AsyncSignalQueue",
     "AtomBase",
     "BackoffPolicy",

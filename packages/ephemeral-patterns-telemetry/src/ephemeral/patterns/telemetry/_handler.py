@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +11,7 @@ from anyio.abc import TaskGroup
 from opentelemetry import context as otel_context
 
 from ephemeral.core import SignalEvent
-from ephemeral.core.lowlevel import LoopBinding, TaskGroupOwner, check_int, to_seconds
+from ephemeral.core.lowlevel import AsyncHandlerQueue, LoopBinding, TaskGroupOwner, check_int, to_seconds
 
 from ._client import TelemetryClient, parse_metric
 
@@ -24,6 +23,10 @@ _log = logging.getLogger("ephemeral.patterns.telemetry")
 EVENT_NAME = "EphemeralSignal"
 
 _Queued = tuple[SignalEvent[Any], otel_context.Context]
+
+
+def _log_failure(item: _Queued) -> None:
+    _log.exception("telemetry client failed for %s", item[0].signal)
 
 
 def _is(name: str, prefix: str) -> bool:
@@ -78,108 +81,73 @@ class TelemetrySignalHandler(TaskGroupOwner):
         if not isinstance(client, TelemetryClient):
             raise TypeError(f"client must have track_event, track_exception and track_metric, got {client!r}")
         self._client = client
-        self._max_queue = check_int(max_queue, "max_queue")
-        self._max_concurrency = check_int(max_concurrency, "max_concurrency")
+        max_queue = check_int(max_queue, "max_queue")
+        max_concurrency = check_int(max_concurrency, "max_concurrency")
         self._close_timeout = to_seconds(close_timeout, "close_timeout", allow_zero=True)
-        self._queue: deque[_Queued] = deque()
-        self._workers = 0
-        self._idle: anyio.Event | None = None
-        self._tg: TaskGroup | None = None
-        self._loop: LoopBinding | None = None
-        self.queued_count = 0
+        self._queue: AsyncHandlerQueue[_Queued] = AsyncHandlerQueue(
+            self._send_in_context, max_concurrency, max_queue, overflow="refuse_newest", on_failure=_log_failure
+        )
+
+    @property
+    def queued_count(self) -> int:
         """Signals accepted into the queue so far."""
-        self.processed_count = 0
+        return self._queue.accepted_count
+
+    @property
+    def processed_count(self) -> int:
         """Signals sent to the client."""
-        self.failed_count = 0
+        return self._queue.processed_count
+
+    @property
+    def failed_count(self) -> int:
         """Signals whose client call raised."""
-        self.dropped_count = 0
+        return self._queue.failed_count
+
+    @property
+    def dropped_count(self) -> int:
         """Signals refused (queue full, handler not running) or never sent (left unsent at close)."""
+        return self._queue.dropped_count
 
     @property
     def pending_count(self) -> int:
         """Signals waiting to be sent."""
-        return len(self._queue)
+        return self._queue.queued_count
 
     # -- lifecycle (TaskGroupOwner) ---------------------------------------------------------------------
 
     async def _on_enter(self, tg: TaskGroup) -> None:
-        self._loop = LoopBinding()
-        self._tg = tg
+        self._queue.start(tg, LoopBinding())
 
     async def _on_clean_exit(self) -> None:
         with anyio.move_on_after(self._close_timeout):
             await self.flush()
 
     def _on_close(self) -> None:
-        self._tg = None  # refuse new signals; what is still queued is never sent
-        self.dropped_count += len(self._queue)
-        self._queue.clear()
+        self._queue.close()  # refuse new signals; what is still queued is never sent
 
     async def flush(self) -> None:
         """Wait until every signal queued so far has been sent (the handler keeps running)."""
-        while self._workers or self._queue:
-            if self._idle is None:
-                self._idle = anyio.Event()
-            await self._idle.wait()
+        await self._queue.wait_idle()
 
     # -- intake (any thread) ----------------------------------------------------------------------------
 
     def on_signal(self, event: SignalEvent[Any]) -> bool:
-        """Queue ``event`` for the client.
+        """Queue ``event`` for the client, with the OpenTelemetry context current here.
 
         Returns:
             True when queued; False when dropped (the queue is full or the handler is not running).
         """
-        loop = self._loop
-        if loop is None or self._tg is None:
-            self.dropped_count += 1
-            return False
-        item = (event, otel_context.get_current())
-        if not loop.on_loop_thread:
-            accepted: list[bool] = []
-            loop.call(lambda: accepted.append(self._offer(item)))
-            if not accepted:
-                self.dropped_count += 1
-            return bool(accepted and accepted[0])
-        return self._offer(item)
-
-    def _offer(self, item: _Queued) -> bool:
-        tg = self._tg
-        if tg is None or len(self._queue) >= self._max_queue:
-            self.dropped_count += 1
-            return False
-        self._queue.append(item)
-        self.queued_count += 1
-        if self._workers < self._max_concurrency:
-            self._workers += 1
-            tg.start_soon(self._work)
-        return True
+        return self._queue.offer((event, otel_context.get_current()))
 
     # -- sending ----------------------------------------------------------------------------------------
 
-    async def _work(self) -> None:
+    async def _send_in_context(self, item: _Queued) -> None:
+        event, ctx = item
+        token = otel_context.attach(ctx)
         try:
-            while self._queue:
-                event, ctx = self._queue.popleft()
-                token = otel_context.attach(ctx)
-                try:
-                    await self._send(event)
-                except Exception:
-                    self.failed_count += 1
-                    _log.exception("telemetry client failed for %s", event.signal)
-                except BaseException:
-                    self.dropped_count += 1  # interrupted by cancellation: never fully sent
-                    raise
-                else:
-                    self.processed_count += 1
-                finally:
-                    otel_context.detach(token)
+            await self._send(event)
         finally:
-            self._workers -= 1
-            idle = self._idle
-            if not self._workers and idle is not None:
-                self._idle = None
-                idle.set()
+            otel_context.detach(token)
 
     async def _send(self, event: SignalEvent[Any]) -> None:
         name = event.signal
