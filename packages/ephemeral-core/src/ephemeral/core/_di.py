@@ -40,12 +40,12 @@ from collections.abc import Awaitable, Callable, Hashable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Generic, NamedTuple, TypeVar, cast
 
 import anyio
 import svcs
 
-from ._checks import check_async_callable
+from ._checks import check_async_callable, check_callable
 from ._clock import to_seconds
 from ._coordinator import CoordinatorBase, CoordinatorClosedError, EphemeralWorkCoordinator
 from ._keyed import EphemeralKeyedWorkCoordinator
@@ -282,60 +282,61 @@ def _claim(registry: svcs.Registry, services: _Services, key: Any, what: str, de
     services.keys[key] = what
 
 
-def _add_singleton(
+class _Kind(NamedTuple):
+    """A coordinator class as registered: its class, how many type parameters, its factory class."""
+
+    coordinator_cls: Any
+    arity: int
+    factory_cls: type[_CoordinatorFactory[Any]]
+
+
+_WORK = _Kind(EphemeralWorkCoordinator, 1, EphemeralCoordinatorFactory)
+_KEYED = _Kind(EphemeralKeyedWorkCoordinator, 2, EphemeralKeyedCoordinatorFactory)
+
+
+def _register(
     registry: svcs.Registry,
-    factory_cls: type[_CoordinatorFactory[Any]],
-    coordinator_cls: Any,
-    arity: int,
-    recipe: Callable[[EphemeralOptions], CoordinatorBase[Any, Any]],
+    kind: _Kind,
+    args: tuple[Any, ...],
     options: EphemeralOptions | None,
     name: str | None,
     item_type: object,
-) -> Any:
+    *,
+    scoped: bool,
+) -> type[Any]:
+    """Register a coordinator ``kind.coordinator_cls(*args, options)``; the service type to resolve.
+
+    A singleton is run by the lifespan and resolved through its factory (whose service type is
+    returned); a scoped one is built and entered by each container that asks.
+    """
     key_name = _check_name(name)
     services = _services_of(registry)
-    if services.running is not None:
+    if not scoped and services.running is not None:
         raise RuntimeError(
             "coordinators are registered before the application starts; this registry's lifespan is running"
         )
     options = _with_defaults(options, key_name)
-    description = _describe(key_name, item_type)
-    coordinator_key = _key(coordinator_cls, item_type, key_name, arity)
-    _claim(registry, services, coordinator_key, "singleton", description)
-    factory_key = _key(factory_cls, item_type, "", 1)
+    coordinator_key = _key(kind.coordinator_cls, item_type, key_name, kind.arity)
+    _claim(registry, services, coordinator_key, "scoped" if scoped else "singleton", _describe(key_name, item_type))
+    if scoped:
+
+        def scoped_coordinator() -> CoordinatorBase[Any, Any]:
+            # svcs enters the returned async context manager on `aget` and exits it (without the
+            # request's exception) when the container closes: the coordinator drains then.
+            return cast("CoordinatorBase[Any, Any]", kind.coordinator_cls(*args, options))
+
+        registry.register_factory(coordinator_key, scoped_coordinator)
+        return cast("type[Any]", coordinator_key)
+    factory_key = _key(kind.factory_cls, item_type, "", 1)
     factory = services.factories.get(factory_key)
     if factory is None:
-        factory = services.factories[factory_key] = factory_cls(item_type)
+        factory = services.factories[factory_key] = kind.factory_cls(item_type)
         registry.register_value(factory_key, factory)
-    factory._recipes[key_name] = lambda: recipe(options)
+    factory._recipes[key_name] = lambda: kind.coordinator_cls(*args, options)
     services.singletons.append((factory, key_name))
     # The running coordinator is also resolvable directly; svcs must not enter it (the lifespan does).
     registry.register_factory(coordinator_key, lambda: factory.create_coordinator(key_name), enter=False)
-    return factory_key
-
-
-def _add_scoped(
-    registry: svcs.Registry,
-    coordinator_cls: Any,
-    arity: int,
-    recipe: Callable[[EphemeralOptions], CoordinatorBase[Any, Any]],
-    options: EphemeralOptions | None,
-    name: str | None,
-    item_type: object,
-) -> Any:
-    key_name = _check_name(name)
-    services = _services_of(registry)
-    options = _with_defaults(options, key_name)
-    coordinator_key = _key(coordinator_cls, item_type, key_name, arity)
-    _claim(registry, services, coordinator_key, "scoped", _describe(key_name, item_type))
-
-    def scoped_coordinator() -> CoordinatorBase[Any, Any]:
-        # svcs enters the returned async context manager on `aget` and exits it (without the
-        # request's exception) when the container closes: the coordinator drains then.
-        return recipe(options)
-
-    registry.register_factory(coordinator_key, scoped_coordinator)
-    return coordinator_key
+    return cast("type[Any]", factory_key)
 
 
 def add_coordinator(
@@ -377,19 +378,7 @@ def add_coordinator(
         >>> add_coordinator(registry, process_priority, name="priority", item_type=WorkItem)
     """
     _check_body(body)
-    return cast(
-        "type[EphemeralCoordinatorFactory[T]]",
-        _add_singleton(
-            registry,
-            EphemeralCoordinatorFactory,
-            EphemeralWorkCoordinator,
-            1,
-            lambda o: EphemeralWorkCoordinator(body, o),
-            options,
-            name,
-            item_type,
-        ),
-    )
+    return _register(registry, _WORK, (body,), options, name, item_type, scoped=False)
 
 
 def add_keyed_coordinator(
@@ -423,22 +412,9 @@ def add_keyed_coordinator(
         RuntimeError: The registry's lifespan is already running.
         TypeError: ``key_selector`` or ``body`` is not callable, or ``options`` is not ``EphemeralOptions``.
     """
-    if not callable(key_selector):
-        raise TypeError(f"key_selector must be callable, got {key_selector!r}")
+    check_callable(key_selector, "key_selector", "callable")
     _check_body(body)
-    return cast(
-        "type[EphemeralKeyedCoordinatorFactory[T]]",
-        _add_singleton(
-            registry,
-            EphemeralKeyedCoordinatorFactory,
-            EphemeralKeyedWorkCoordinator,
-            2,
-            lambda o: EphemeralKeyedWorkCoordinator(key_selector, body, o),
-            options,
-            name,
-            item_type,
-        ),
-    )
+    return _register(registry, _KEYED, (key_selector, body), options, name, item_type, scoped=False)
 
 
 def add_scoped_coordinator(
@@ -473,18 +449,7 @@ def add_scoped_coordinator(
         TypeError: ``body`` is not callable or ``options`` is not ``EphemeralOptions``.
     """
     _check_body(body)
-    return cast(
-        "type[EphemeralWorkCoordinator[T]]",
-        _add_scoped(
-            registry,
-            EphemeralWorkCoordinator,
-            1,
-            lambda o: EphemeralWorkCoordinator(body, o),
-            options,
-            name,
-            item_type,
-        ),
-    )
+    return _register(registry, _WORK, (body,), options, name, item_type, scoped=True)
 
 
 def add_scoped_keyed_coordinator(
@@ -508,21 +473,9 @@ def add_scoped_keyed_coordinator(
         ValueError: A keyed coordinator with this item type and name is already registered.
         TypeError: ``key_selector`` or ``body`` is not callable, or ``options`` is not ``EphemeralOptions``.
     """
-    if not callable(key_selector):
-        raise TypeError(f"key_selector must be callable, got {key_selector!r}")
+    check_callable(key_selector, "key_selector", "callable")
     _check_body(body)
-    return cast(
-        "type[EphemeralKeyedWorkCoordinator[T, Any]]",
-        _add_scoped(
-            registry,
-            EphemeralKeyedWorkCoordinator,
-            2,
-            lambda o: EphemeralKeyedWorkCoordinator(key_selector, body, o),
-            options,
-            name,
-            item_type,
-        ),
-    )
+    return _register(registry, _KEYED, (key_selector, body), options, name, item_type, scoped=True)
 
 
 S = TypeVar("S", bound=AbstractAsyncContextManager[Any])
