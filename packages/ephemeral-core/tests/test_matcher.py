@@ -236,6 +236,21 @@ def test_pattern_set_from_a_single_string() -> None:
     assert not patterns.matches("a")
 
 
+@pytest.mark.parametrize("element", ["a.{b,c}", "x, order.{placed,paid}.*", "{a,b}"])
+def test_pattern_set_refuses_brace_alternatives(element: str) -> None:
+    """Shell-style `{a,b}` would be cut at its comma into two wrong patterns: refused, naming the element."""
+    with pytest.raises(ValueError, match=r"brace alternatives are not supported.*" + re.escape(repr(element))):
+        PatternSet(element)
+    with pytest.raises(ValueError, match="brace alternatives"):
+        matches_any("a.b", element)
+
+
+def test_braces_without_a_comma_are_literal_characters() -> None:
+    """A brace with no comma inside is an ordinary character, as before."""
+    assert PatternSet("a.{b}").matches("a.{b}")
+    assert PatternSet("a.{b}, c").patterns == ("a.{b}", "c")
+
+
 @pytest.mark.parametrize("empty", [None, [], (), "", " , ,", ["", "  "]])
 def test_empty_pattern_set_matches_nothing(empty: list[str] | tuple[str, ...] | str | None) -> None:
     """A PatternSet with no usable pattern is falsy and matches nothing, not even the empty string."""

@@ -10,6 +10,8 @@ __all__ = ("GlobPattern", "PatternSet", "StringPatternMatcher", "compile_pattern
 
 #: Characters a glob may not contain: character classes (``[a-z]``) are not supported.
 _UNSUPPORTED = frozenset("[]")
+#: A comma inside braces: shell-style ``{a,b}`` alternatives, which splitting a list at commas would cut apart.
+_BRACED_COMMA = re.compile(r"\{[^{}]*,[^{}]*\}")
 _SUPPORTED = "'*' (any run of characters, dots included), '?' (exactly one character) and literal characters"
 
 
@@ -162,6 +164,11 @@ def split_alternatives(patterns: Iterable[str] | str | None) -> tuple[str, ...]:
     for element in patterns or ():
         if not isinstance(element, str):
             raise TypeError(f"patterns must be strings, got {element!r}")
+        if _BRACED_COMMA.search(element):
+            raise ValueError(
+                f"brace alternatives are not supported in patterns {element!r}: a comma separates whole "
+                "patterns, so list each alternative in full ('a.b, a.c' rather than 'a.{b,c}')"
+            )
         tokens.extend(token.strip() for token in element.split(","))
     return tuple(dict.fromkeys(compile_pattern(t).pattern for t in tokens if t))
 
