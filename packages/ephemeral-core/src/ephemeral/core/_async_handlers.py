@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
 import anyio
@@ -92,22 +93,18 @@ class AsyncHandlerQueue(Generic[T]):
         Returns:
             True when queued; False when the queue is not running or (``"refuse_newest"``) full, both
             counted in ``dropped_count``, or when the queue does not take such items.
+            From another thread the item is handed to the loop without waiting, and True means handed
+            over (the loop then queues it, or counts it as dropped).
         """
         loop = self._loop
         if loop is None or self._tg is None:
             self.dropped_count += 1
             return False
         if not loop.on_loop_thread:
-            queued: list[bool] = []
-
-            def offer_on_loop() -> None:
-                queued.append(self.offer(item))
-
-            loop.call(offer_on_loop)
-            if not queued:  # the loop has finished
-                self.dropped_count += 1
-                return False
-            return queued[0]
+            if loop.call(partial(self.offer, item)):
+                return True
+            self.dropped_count += 1  # the loop has finished
+            return False
         if not self._takes(item):
             return False
         if len(self._queue) >= self._max_queued:

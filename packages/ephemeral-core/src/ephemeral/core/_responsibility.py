@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from anyio import RunFinishedError
 from anyio.abc import TaskGroup
 
 from ._clock import TimeBase, loop_clock, to_seconds, utc_now
@@ -244,9 +245,10 @@ class ResponsibilitySignalManager(TaskGroupOwner):
         loop = self._loop
         if loop is None or loop.on_loop_thread:
             return fn()
-        result: list[T] = []
-        loop.call(lambda: result.append(fn()))
-        return result[0] if result else fn()
+        try:
+            return loop.call_and_wait(fn)
+        except RunFinishedError:
+            return fn()
 
     # -- responsibilities -------------------------------------------------------------------------
 

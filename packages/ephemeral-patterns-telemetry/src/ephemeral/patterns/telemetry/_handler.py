@@ -135,7 +135,8 @@ class TelemetrySignalHandler(TaskGroupOwner):
         """Queue ``event`` for the client, with the OpenTelemetry context current here.
 
         Returns:
-            True when queued; False when dropped (the queue is full or the handler is not running).
+            True when queued; False when dropped (the queue is full or the handler is not running). From
+            another thread, True means handed to the loop, which queues it or counts it as dropped.
         """
         return self._queue.offer((event, otel_context.get_current()))
 
