@@ -97,12 +97,17 @@ class EphemeralScopedJobRunner(EphemeralSignalJobRunner):
             await descriptor.method(target, event)
 
 
-def _sink_of(registry: svcs.Registry, signal_factory: Callable[[], SignalSink] | None) -> None:
+def _prepare(
+    registry: svcs.Registry, job_types: Iterable[type | ModuleType], signal_factory: Callable[[], SignalSink] | None
+) -> list[type]:
+    """The job classes, checked; registers a ``SignalSink`` when the registry has none."""
+    classes = _job_classes(job_types)
     if SignalSink not in registry:
         sink = signal_factory() if signal_factory is not None else SignalSink()
         if not isinstance(sink, SignalSink):
             raise TypeError(f"signal_factory must return a SignalSink, got {sink!r}")
         registry.register_value(SignalSink, sink)
+    return classes
 
 
 def add_ephemeral_signal_job_runner(
@@ -131,8 +136,7 @@ def add_ephemeral_signal_job_runner(
         ValueError: No job type was given (or a module holds none).
         TypeError: A job type is neither a class nor a module.
     """
-    classes = _job_classes(job_types)
-    _sink_of(registry, signal_factory)
+    classes = _prepare(registry, job_types, signal_factory)
 
     async def build(container: svcs.Container) -> EphemeralSignalJobRunner:
         sink = await container.aget(SignalSink)
@@ -151,17 +155,10 @@ def add_ephemeral_scoped_job_runner(
 ) -> Any:
     """Register an ``EphemeralScopedJobRunner`` over ``job_types``, run by ``ephemeral_lifespan``.
 
-    Each invocation gets a new container and a new object of its class (see the runner).
-
-    Returns:
-        The service type to resolve the running runner with (``await container.aget(...)``).
-
-    Raises:
-        ValueError: No job type was given (or a module holds none).
-        TypeError: A job type is neither a class nor a module.
+    Each invocation gets a new container and a new object of its class (see the runner). Arguments,
+    return value and errors are those of ``add_ephemeral_signal_job_runner``.
     """
-    classes = _job_classes(job_types)
-    _sink_of(registry, signal_factory)
+    classes = _prepare(registry, job_types, signal_factory)
 
     async def build(container: svcs.Container) -> EphemeralScopedJobRunner:
         return EphemeralScopedJobRunner(registry, await container.aget(SignalSink), classes, options)
