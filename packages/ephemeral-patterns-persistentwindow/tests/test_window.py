@@ -29,6 +29,7 @@ from ephemeral.core import (
     current_operation,
 )
 from ephemeral.core.lowlevel import next_id
+from ephemeral.core.testing import assert_lifecycle_faults
 from ephemeral.patterns.persistentwindow import PersistentSignalWindow, WindowStats
 
 #: The wall-clock moment virtual time 0 stands for.
@@ -779,6 +780,24 @@ async def test_emit_rejects_bad_input_and_records_nothing(db: Path) -> None:
         with pytest.raises(TypeError, match="max_age"):
             await window.load_from_disk(max_age="1h")  # type: ignore[arg-type]
         assert window.get_stats() == WindowStats(0, 0, 0, 0, 0, 0)
+
+
+async def test_lifecycle_faults(tmp_path: Path) -> None:
+    """An error or an outer deadline in the block stops the background task and still writes what was
+    emitted; a window is entered once."""
+    made: list[Path] = []
+
+    def make() -> PersistentSignalWindow:
+        made.append(tmp_path / f"faults{len(made)}.db")
+        return open_window(made[-1], flush_interval=0.5)
+
+    async def use(window: PersistentSignalWindow) -> None:
+        for name in ("a", "b", "c"):
+            window.emit(name)
+        await anyio.sleep(0.1)
+
+    await assert_lifecycle_faults(make, use)
+    assert [stored(path) for path in made[:2]] == [[("a", None), ("b", None), ("c", None)]] * 2
 
 
 async def test_the_window_must_be_entered_once_and_refuses_work_after_closing(db: Path) -> None:

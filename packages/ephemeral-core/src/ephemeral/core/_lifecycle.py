@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import anyio
 from anyio import AsyncContextManagerMixin
@@ -108,11 +108,20 @@ class TaskGroupOwner(AsyncContextManagerMixin):
         """The class name errors show: that of the object the user called."""
         return type(self if self._shown_as is None else self._shown_as).__name__
 
-    @asynccontextmanager
-    async def __asynccontextmanager__(self: _Self) -> AsyncIterator[_Self]:
+    # The mixin's ``__aenter__`` is final for type checkers; this one only checks first, so that a second
+    # entry inside the block gets the family's message too, not the mixin's "has already been entered".
+    async def __aenter__(self: _Self) -> _Self:  # type: ignore[misc]
+        self._check_first_entry()
+        return cast(_Self, await super().__aenter__())
+
+    def _check_first_entry(self) -> None:
         if self._owner_state:
             name = type(self).__name__
             raise RuntimeError(f"{'an' if name[:1] in 'AEIOU' else 'a'} {name} can be entered only once")
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self: _Self) -> AsyncIterator[_Self]:
+        self._check_first_entry()
         self._owner_state = 1
         async with self._outer_context(), owned_task_group() as tg:
             try:

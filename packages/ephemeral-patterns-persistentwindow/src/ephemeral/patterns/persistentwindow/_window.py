@@ -6,12 +6,12 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from itertools import islice
-from types import TracebackType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import anyio
 from anyio.abc import TaskGroup
@@ -19,12 +19,11 @@ from anyio.abc import TaskGroup
 from ephemeral.core import CoordinatorClosedError, SignalEvent, SignalFilter, SignalSink, Subscription
 from ephemeral.core.lowlevel import (
     LoopBinding,
+    TaskGroupOwner,
     Wakeup,
     check_int,
-    close_task_group,
     loop_clock,
     next_id,
-    open_task_group,
     to_seconds,
     utc_now,
 )
@@ -34,7 +33,6 @@ from ._store import LOAD_SQL, Row, StoredRow, create_schema, insert_rows
 
 __all__ = ("PersistentSignalWindow", "WindowStats")
 
-_Self = TypeVar("_Self", bound="PersistentSignalWindow")
 _log = logging.getLogger("ephemeral.patterns.persistentwindow")
 
 #: A signal waiting to be written: (sequence number, operation id, name, key, epoch seconds).
@@ -63,7 +61,7 @@ class WindowStats(NamedTuple):
     dropped: int
 
 
-class PersistentSignalWindow:
+class PersistentSignalWindow(TaskGroupOwner):
     """A signal window kept in memory and written to a SQLite file, so its signals survive a restart.
 
     ``emit`` records a signal in the window's ``sink`` (a ``SignalSink(max_window_size, window_max_age)``),
@@ -138,63 +136,51 @@ class PersistentSignalWindow:
         self._clock: Callable[[], float] = loop_clock()  # the loop's, set again on entering
         self._wakeup = Wakeup(self._clock)  # the flush loop's sleep
         self._binding: LoopBinding | None = None
-        self._tg: TaskGroup | None = None
         self._entered = False
         self._closing = False
-        self._closed: anyio.Event | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def __aenter__(self: _Self) -> _Self:
-        if self._entered:
-            raise RuntimeError("a PersistentSignalWindow can be entered only once")
+    async def _on_enter(self, tg: TaskGroup) -> None:
         self._entered = True
         self._binding = LoopBinding()
         self._clock = loop_clock()
         self._wakeup = Wakeup(self._clock)
         self._subscription = self._sink.subscribe(self._on_signal)
-        self._tg = tg = await open_task_group()
         tg.start_soon(self._flush_loop)
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            await self._close()
-        except Exception:
-            if exc is None:
-                raise
-            _log.exception("the final flush failed; %d signals were not written", len(self._pending))
-
-    async def _close(self) -> None:
-        """Stop intake and the background task, write every queued signal, close the database."""
-        if self._closed is not None:
-            await self._closed.wait()
-            return
-        self._closed = anyio.Event()
+    def _on_close(self) -> None:
+        """Stop intake; the background task is cancelled next (a chunk being written finishes: it is shielded)."""
         with self._lock:
             self._closing = True
         if self._subscription is not None:
             self._subscription.close()
+
+    @asynccontextmanager
+    async def _outer_context(self) -> AsyncIterator[None]:
+        """Once the background task has stopped, write every queued signal and close the database."""
         try:
-            if self._tg is not None:
-                await close_task_group(self._tg)  # a chunk being written finishes first (it is shielded)
-        finally:
+            yield
+        except BaseException:
             try:
-                with anyio.CancelScope(shield=True):
-                    try:
-                        await self._flush_through(self._seq)
-                    finally:
-                        await self._writer.aclose()
+                await self._write_the_rest()
+            except Exception:
+                _log.exception("the final flush failed; %d signals were not written", len(self._pending))
+            raise
+        await self._write_the_rest()
+
+    async def _write_the_rest(self) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._flush_through(self._seq)
             finally:
-                self._closed.set()
+                await self._writer.aclose()
 
     def _check_open(self) -> None:
         if self._closing:
             raise CoordinatorClosedError("the PersistentSignalWindow is closed")
         if not self._entered:
-            raise RuntimeError("enter the window first: `async with PersistentSignalWindow(...) as window:`")
+            raise self._not_entered("window", "window")
 
     # -- emitting ---------------------------------------------------------------------------------
 
