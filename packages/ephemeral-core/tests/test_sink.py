@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
+import gc
 import logging
 import sys
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -658,6 +660,90 @@ def test_loop_across_two_sinks_is_cut(clock: ManualClock, error_logs: pytest.Log
     right.subscribe(lambda event: left.emit(event.signal))
     left.emit("ping")
     assert 2 <= left.count() + right.count() < 1000
+
+
+def test_one_raising_subscriber_is_isolated(sink: SignalSink, error_logs: pytest.LogCaptureFixture) -> None:
+    """The only subscriber raising is logged and counted, emit does not raise, and the signal is stored."""
+
+    def broken(event: SignalEvent[Any]) -> None:
+        raise RuntimeError("boom")
+
+    sink.subscribe(broken)
+    sink.emit("a")
+    sink.emit(sink.make_event("b"))
+    assert sink.subscriber_errors == 2
+    assert names(sink.sense()) == ["a", "b"]
+    assert any(record.exc_info is not None for record in error_logs.records)
+
+
+def test_subscribers_added_and_removed_one_by_one(sink: SignalSink) -> None:
+    """Going from no subscriber to one, two, one and none again, each emit reaches exactly the connected ones."""
+    seen: list[str] = []
+    first = sink.subscribe(lambda event: seen.append("1:" + event.signal))
+    sink.emit("a")
+    second = sink.subscribe(lambda event: seen.append("2:" + event.signal))
+    sink.emit("b")
+    first.close()
+    sink.emit("c")
+    second.close()
+    sink.emit("d")
+    assert seen == ["1:a", "1:b", "2:b", "2:c"]
+    assert names(sink.sense()) == ["a", "b", "c", "d"]
+
+
+def test_emit_bound_before_a_clear_stores_in_the_new_window(sink: SignalSink) -> None:
+    """``emit`` taken from the sink before a removal rebuilt the window still stores where queries look."""
+    emit = sink.emit
+    emit("a")
+    assert sink.clear() == 1
+    emit("b")
+    sink.emit("c")
+    assert sink.retract("c") == 1
+    emit("d")
+    assert names(sink.sense()) == ["b", "d"]
+
+
+def test_emit_is_documented_and_callable_through_the_class(sink: SignalSink) -> None:
+    """``sink.emit`` carries the method's docs, and ``SignalSink.emit(sink, ...)`` records as well."""
+    assert sink.emit.__doc__ == SignalSink.emit.__doc__
+    assert SignalSink.emit.__doc__ is not None and "Record a signal" in SignalSink.emit.__doc__
+    SignalSink.emit(sink, "a", "k")
+    assert [(event.signal, event.key) for event in sink.sense()] == [("a", "k")]
+
+
+def test_a_subclass_overriding_emit_is_called(clock: ManualClock) -> None:
+    """A subclass's ``emit`` runs for every emit, and ``super().emit`` records the signal."""
+    calls: list[str] = []
+
+    class Counting(SignalSink):
+        def emit(self, signal: str | SignalEvent[Any], key: str | None = None) -> None:
+            calls.append(signal if isinstance(signal, str) else signal.signal)
+            super().emit(signal, key)
+
+    sink = Counting(clock=clock)
+    seen: list[str] = []
+    sink.subscribe(lambda event: seen.append(event.signal))
+    sink.emit("a")
+    sink.request_drain_all()
+    assert calls == ["a", "coordinator.drain.all"]
+    assert seen == calls
+    assert names(sink.sense()) == calls
+
+
+def test_a_dropped_sink_is_freed_without_the_cycle_collector() -> None:
+    """Nothing the sink builds for ``emit`` refers back to it: dropping the last reference frees it at once."""
+    sink = SignalSink()
+    sink.subscribe(lambda event: None)
+    sink.emit("a")
+    collected = gc.isenabled()
+    gc.disable()
+    try:
+        alive = weakref.ref(sink)
+        del sink
+        assert alive() is None
+    finally:
+        if collected:
+            gc.enable()
 
 
 # ------------------------------------------------------------------------------------------ threads

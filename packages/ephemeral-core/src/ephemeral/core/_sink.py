@@ -96,6 +96,95 @@ def _bucket_of(selector: SignalFilter) -> tuple[str, bool, Callable[[str], bool]
     return key, False, None if pattern == key + "*" else compile_pattern(pattern).matches
 
 
+_Handler = Callable[[SignalEvent[Any]], object]
+
+
+def _handler_failed(subscribers: EventHook[SignalEvent[Any]], handler: _Handler) -> None:
+    subscribers.errors += 1
+    _log.exception("%s: handler %r failed", subscribers.label, handler)
+
+
+def _hot_path(
+    window: deque[_Entry], clock: Callable[[], float], timebase: TimeBase, subscribers: EventHook[SignalEvent[Any]]
+) -> tuple[
+    Callable[[str | SignalEvent[Any], str | None], None],
+    Callable[[SignalEvent[Any]], None],
+    Callable[[deque[_Entry]], None],
+    Callable[[tuple[_Handler, ...]], None],
+]:
+    """A sink's ``emit`` and ``fire``, closures over local cells, and the setters of those cells.
+
+    The hot path of the whole library: kept flat on purpose (no helper calls, no attribute reads),
+    see benchmarks/README.md ("Profiles"). The closures hold no reference to the sink (no cycle).
+    Subscribers run inline under the "firing" flag; an emit while it is set (a subscriber emitting,
+    or another thread while they run) goes through ``EventHook.fire``, which bounds nesting per
+    thread. With exactly one subscriber, ``emit`` calls it itself (no loop, no extra call).
+    """
+    append = window.append
+    handlers: tuple[_Handler, ...] = ()
+    single: _Handler | None = None  # the handler when there is exactly one: no loop (saves a tuple iterator)
+    firing = False
+
+    def emit(signal: str | SignalEvent[Any], key: str | None = None) -> None:
+        nonlocal firing
+        if signal.__class__ is str:
+            if not handlers:
+                append((signal, next(_ids), key, clock(), None))  # one statement: see SignalSink._remove
+                return
+            event: SignalEvent[Any] = _tuple_new(SignalEvent, (signal, next(_ids), key, clock(), timebase, None, None))
+            append(event)
+        elif isinstance(signal, SignalEvent):  # a ready event: its entry carries it, with a fresh sequence number
+            event = signal
+            append((signal[0], next(_ids), signal[2], clock(), signal))
+        elif isinstance(signal, str):  # a str subclass, such as a str-valued Enum member: store the plain name
+            event = _tuple_new(SignalEvent, (str.__str__(signal), next(_ids), key, clock(), timebase, None, None))
+            append(event)
+        else:
+            raise TypeError(f"signal must be a str or a SignalEvent, got {signal!r}")
+        handler = single
+        if handler is None or firing:  # several subscribers (or none), or a nested or concurrent emit
+            fire(event)
+            return
+        firing = True
+        try:
+            handler(event)
+        except Exception:
+            _handler_failed(subscribers, handler)
+        finally:
+            firing = False
+
+    def fire(event: SignalEvent[Any]) -> None:
+        nonlocal firing
+        if not handlers:
+            return
+        if firing:
+            subscribers.fire(event)
+            return
+        firing = True
+        try:
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception:
+                    _handler_failed(subscribers, handler)
+        finally:
+            firing = False
+
+    def set_window(fresh: deque[_Entry]) -> None:
+        nonlocal append
+        append = fresh.append
+
+    def set_handlers(fresh: tuple[_Handler, ...]) -> None:
+        nonlocal handlers, single
+        # Whenever ``single`` is not None it is the only handler: cleared first, set last.
+        single = None
+        handlers = fresh
+        if len(fresh) == 1:
+            single = fresh[0]
+
+    return emit, fire, set_window, set_handlers
+
+
 class SignalSource(Protocol):
     """Something whose signals a sink's queries include (every coordinator sharing the sink)."""
 
@@ -154,10 +243,13 @@ class SignalSink:
         self._sources: list[weakref.ref[SignalSource]] = []
         self._lock = threading.Lock()
         self._index = WindowIndex(self._time)
-        self._handlers: tuple[Callable[[SignalEvent[Any]], object], ...] = ()
-        # True while a thread runs the subscribers on the fast path; a nested or concurrent emit then
-        # goes through EventHook.fire, which bounds nesting per thread.
-        self._firing = False
+        emit, self._fire, self._set_window, self._set_handlers = _hot_path(
+            self._window, clock, self._time, self._subscribers
+        )
+        self._emit = emit
+        if type(self).emit is SignalSink.emit:  # not overridden: ``sink.emit`` is the closure itself
+            emit.__doc__ = SignalSink.emit.__doc__
+            self.__dict__["emit"] = emit
 
     # -- emitting -----------------------------------------------------------------------------
 
@@ -165,65 +257,17 @@ class SignalSink:
         """Record a signal and tell the subscribers.
 
         Args:
-            signal: A signal name, or a ready ``SignalEvent`` (then ``key`` is ignored).
+            signal: A signal name, or a ready ``SignalEvent`` (then ``key`` is ignored), such as one
+                from ``make_event``.
             key: An optional correlation key.
         """
-        # The hot path of the whole library: kept flat on purpose (no helper calls), see benchmarks/.
-        handlers = self._handlers
-        if signal.__class__ is not str:
-            self._emit_other(signal, key)
-            return
-        if not handlers:
-            self._window.append((signal, next(_ids), key, self._clock(), None))  # one statement: see _remove
-            return
-        event = _tuple_new(SignalEvent, (signal, next(_ids), key, self._clock(), self._time, None, None))
-        self._window.append(event)
-        if self._firing:  # nested (a subscriber emitting) or another thread firing: the guarded path
-            self._subscribers.fire(event)
-            return
-        self._firing = True
-        try:
-            for handler in handlers:
-                try:
-                    handler(event)
-                except Exception:
-                    self._handler_failed(handler)
-        finally:
-            self._firing = False
-
-    def _fire(self, event: SignalEvent[Any]) -> None:
-        """Run the subscribers (as ``emit`` does inline)."""
-        handlers = self._handlers
-        if not handlers:
-            return
-        if self._firing:
-            self._subscribers.fire(event)
-            return
-        self._firing = True
-        try:
-            for handler in handlers:
-                try:
-                    handler(event)
-                except Exception:
-                    self._handler_failed(handler)
-        finally:
-            self._firing = False
-
-    def _handler_failed(self, handler: Callable[[SignalEvent[Any]], object]) -> None:
-        self._subscribers.errors += 1
-        _log.exception("%s: handler %r failed", self._subscribers.label, handler)
-
-    def _emit_other(self, signal: object, key: str | None) -> None:
-        if isinstance(signal, SignalEvent):
-            self._store_event(signal, self._clock())
-        elif isinstance(signal, str):  # a str subclass, such as a str-valued Enum member: store the plain name
-            self.emit(str.__str__(signal), key)
-        else:
-            raise TypeError(f"signal must be a str or a SignalEvent, got {signal!r}")
+        # Unless a subclass overrides this method, ``sink.emit`` is an attribute of the instance holding
+        # the closure built by _hot_path, so this body only runs as ``SignalSink.emit(sink, ...)``.
+        self._emit(signal, key)
 
     def _store_event(self, event: SignalEvent[Any], reading: float) -> None:
         """Store a ready event with ``reading`` (it ages from then) and tell the subscribers."""
-        self._window.append((event.signal, next(_ids), event.key, reading, event))
+        self._window.append((event[0], next(_ids), event[2], reading, event))
         self._fire(event)
 
     def _emit_built(self, event: SignalEvent[Any]) -> None:
@@ -241,8 +285,18 @@ class SignalSink:
         payload: Any = None,
     ) -> SignalEvent[Any]:
         """A new event stamped now by this sink's clock (its datetime is derived when read); not emitted."""
-        fields = (signal, next(_ids) if operation_id is None else operation_id, key, self._clock(), self._time)
-        return _tuple_new(SignalEvent, (*fields, propagation, payload))
+        return _tuple_new(
+            SignalEvent,
+            (
+                signal,
+                next(_ids) if operation_id is None else operation_id,
+                key,
+                self._clock(),
+                self._time,
+                propagation,
+                payload,
+            ),
+        )
 
     def emit_caused(self, signal: str, cause: SignalEvent[Any] | None, key: str | None = None) -> SignalEvent[Any]:
         """Emit ``signal`` as a consequence of ``cause``, recording the causal chain."""
@@ -280,11 +334,11 @@ class SignalSink:
     def subscribe(self, handler: Callable[[SignalEvent[Any]], object]) -> Subscription:
         """Call ``handler(event)`` for every signal emitted on or through this sink from now on."""
         connected = self._subscribers.connect(handler)
-        self._handlers = self._subscribers.handlers
+        self._set_handlers(self._subscribers.handlers)
 
         def remove() -> None:
             connected.close()
-            self._handlers = self._subscribers.handlers
+            self._set_handlers(self._subscribers.handlers)
 
         return Subscription(remove)
 
@@ -401,6 +455,7 @@ class SignalSink:
                 return []
             fresh: deque[_Entry] = deque(kept, maxlen=old.maxlen)
             self._window = fresh
+            self._set_window(fresh)
             last = snapshot[-1] if snapshot else None
             late = []
             for entry in reversed(tuple(old)):  # appended meanwhile: newer than the snapshot's last
