@@ -216,6 +216,39 @@ async def test_wait_for_idle_waits_for_running_and_waiting_tasks() -> None:
     assert len(done) == 4
 
 
+async def test_waiting_for_idle_after_leaving_raises_instead_of_hanging() -> None:
+    """The block left by an error while a handler runs: wait_for_idle and drain afterwards raise, and a
+    waiter already blocked when the block ends is woken with the same error."""
+
+    async def handler(task: DurableTask) -> None:
+        await anyio.sleep_forever()
+
+    class Stop(Exception):
+        pass
+
+    errors: list[BaseException] = []
+
+    async def wait(atom: DurableTaskAtom) -> None:
+        try:
+            await atom.wait_for_idle()
+        except RuntimeError as error:
+            errors.append(error)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            with pytest.raises(Stop):
+                async with DurableTaskAtom(handler) as durable:
+                    assert await durable.enqueue(DurableTask("stuck", "s", START))
+                    tg.start_soon(wait, durable)
+                    await anyio.sleep(1)
+                    raise Stop
+        assert len(errors) == 1 and "enter the atom first" in str(errors[0])
+        with pytest.raises(RuntimeError, match="enter the atom first"):
+            await durable.wait_for_idle()
+        with pytest.raises(RuntimeError, match="enter the atom first"):
+            await durable.drain()
+
+
 async def test_bad_arguments() -> None:
     async def handler(task: DurableTask) -> None:
         pass

@@ -155,6 +155,9 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
     def _on_close(self) -> None:
         """Leave: stop claiming, let running handlers finish (cancel them on an exception), close the store."""
         self._open = False
+        changed, self._idle_changed = self._idle_changed, None
+        if changed is not None:
+            changed.set()  # a wait_for_idle still waiting wakes and raises: the atom is no longer open
 
     # -- intake -----------------------------------------------------------------------------------
 
@@ -201,11 +204,13 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
 
     async def wait_for_idle(self) -> None:
         """Wait until no task is running and none is waiting to be claimed; the atom stays open."""
+        while not self._idle:
+            changed = self._idle_changed
+            if changed is None:
+                raise _not_open()
+            await changed.wait()
         if self._idle_changed is None:
             raise _not_open()
-        while not self._idle:
-            assert self._idle_changed is not None
-            await self._idle_changed.wait()
 
     # -- claiming ---------------------------------------------------------------------------------
 
@@ -217,7 +222,7 @@ class DurableTaskAtom(AtomBase[EphemeralKeyedWorkCoordinator[StoredTask, str]]):
             self._idle = idle
             if self._idle_changed is not None:
                 self._idle_changed.set()
-            self._idle_changed = anyio.Event()
+                self._idle_changed = anyio.Event()
 
     async def _pump(self) -> None:
         """Claim a due task whenever a slot is free, and hand it to the coordinator."""
