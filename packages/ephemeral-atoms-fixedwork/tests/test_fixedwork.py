@@ -11,6 +11,7 @@ import pytest
 
 from ephemeral.atoms.fixedwork import FixedWorkAtom
 from ephemeral.core import AtomStats, CoordinatorClosedError, OperationStatus, SignalSink, current_operation
+from ephemeral.core.testing import ConcurrencyProbe
 
 
 @dataclass(frozen=True)
@@ -154,21 +155,18 @@ async def test_snapshot_shows_running_operations() -> None:
 
 async def test_max_concurrency_limits_parallelism() -> None:
     """No more than max_concurrency bodies run at once, and that many do."""
-    running = peak = 0
+    probe = ConcurrencyProbe()
 
     async def body(item: int) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(0.05)
-        running -= 1
+        with probe:
+            await anyio.sleep(0.05)
 
     async with FixedWorkAtom(body, max_concurrency=3) as atom:
         start = anyio.current_time()
         for item in range(10):
             await atom.enqueue(item)
         await atom.drain()
-    assert peak == 3
+    assert probe.peak == 3
     assert anyio.current_time() - start == pytest.approx(0.2)
 
 

@@ -19,6 +19,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
+from ephemeral.core.testing import ConcurrencyProbe
 
 
 @dataclass(frozen=True)
@@ -263,19 +264,16 @@ async def test_emit_and_retract_with_a_key() -> None:
 
 async def test_max_concurrency_limits_parallelism() -> None:
     """No more than max_concurrency bodies run at once."""
-    running = peak = 0
+    probe = ConcurrencyProbe()
 
     async def body(item: int) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(1)
-        running -= 1
+        with probe:
+            await anyio.sleep(1)
 
     async with SignalAwareAtom(body, max_concurrency=3) as atom:
         for item in range(9):
             await atom.enqueue(item)
-    assert peak == 3
+    assert probe.peak == 3
 
 
 async def test_stats_after_drain_with_failures() -> None:

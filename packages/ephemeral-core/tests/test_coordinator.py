@@ -20,6 +20,7 @@ from ephemeral.core import (
     current_operation,
     ephemeral_for_each,
 )
+from ephemeral.core.testing import ConcurrencyProbe
 
 
 def accounted(c: EphemeralWorkCoordinator[Any]) -> int:
@@ -44,19 +45,16 @@ async def test_processes_every_item() -> None:
 
 async def test_concurrency_never_exceeds_the_limit() -> None:
     """At most max_concurrency bodies run at once, and the limit is actually reached."""
-    running = peak = 0
+    probe = ConcurrencyProbe()
 
     async def body(item: int) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(0.05)
-        running -= 1
+        with probe:
+            await anyio.sleep(0.05)
 
     async with EphemeralWorkCoordinator(body, EphemeralOptions(max_concurrency=3)) as c:
         for i in range(20):
             await c.enqueue(i)
-    assert peak == 3
+    assert probe.peak == 3
     assert c.total_completed == 20
 
 
@@ -97,29 +95,26 @@ async def test_failures_are_recorded_not_raised() -> None:
 
 async def test_dynamic_concurrency() -> None:
     """set_max_concurrency raises the number of bodies running at once, and lowers it."""
-    running = peak = 0
+    probe = ConcurrencyProbe()
     gate = anyio.Event()
 
     async def body(item: int) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await gate.wait()
-        running -= 1
+        with probe:
+            await gate.wait()
 
     options = EphemeralOptions(max_concurrency=1, enable_dynamic_concurrency=True)
     async with EphemeralWorkCoordinator(body, options) as c:
         for i in range(10):
             await c.enqueue(i)
         await anyio.sleep(0.01)
-        assert c.current_max_concurrency == 1 and running == 1
+        assert c.current_max_concurrency == 1 and probe.running == 1
         c.set_max_concurrency(4)
         await anyio.sleep(0.01)
-        assert c.current_max_concurrency == 4 and running == 4
+        assert c.current_max_concurrency == 4 and probe.running == 4
         c.set_max_concurrency(2)
         gate.set()
         await anyio.lowlevel.checkpoint()
-    assert peak == 4 and c.total_completed == 10
+    assert probe.peak == 4 and c.total_completed == 10
 
 
 async def test_dynamic_concurrency_lower_limit_holds_under_load() -> None:
@@ -561,7 +556,7 @@ async def test_coordinator_enters_once() -> None:
 async def test_for_each_processes_sync_and_async_iterables_lazily() -> None:
     """ephemeral_for_each pulls lazily, bounds concurrency, and returns counters."""
     pulled = 0
-    running = peak = 0
+    probe = ConcurrencyProbe()
 
     def source() -> Any:
         nonlocal pulled
@@ -570,18 +565,15 @@ async def test_for_each_processes_sync_and_async_iterables_lazily() -> None:
             yield i
 
     async def body(item: int) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(0.01)
-        running -= 1
+        with probe:
+            await anyio.sleep(0.01)
         if item == 7:
             raise ValueError("seven")
 
     options = EphemeralOptions(max_concurrency=3, max_tracked_operations=5)
     metrics = await ephemeral_for_each(source(), body, options)
     assert metrics.total_enqueued == 50 and metrics.total_completed == 49 and metrics.total_failed == 1
-    assert peak == 3
+    assert probe.peak == 3
 
     async def asource() -> AsyncIterator[int]:
         for i in range(10):

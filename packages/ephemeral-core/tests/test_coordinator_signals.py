@@ -19,6 +19,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
+from ephemeral.core.testing import ConcurrencyProbe
 
 
 def clocked_sink() -> SignalSink:
@@ -260,17 +261,14 @@ async def test_on_signal_callbacks_see_operation_signals() -> None:
 
 async def test_async_signal_handlers_run_off_the_emitting_path() -> None:
     """on_signal_async handlers run concurrently up to the limit, after the body emitted, and finish before exit."""
-    running = peak = 0
+    probe = ConcurrencyProbe()
     handled: list[str] = []
     retracted: list[str] = []
 
     async def handler(event: SignalEvent[Any]) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(1)
-        handled.append(event.signal)
-        running -= 1
+        with probe:
+            await anyio.sleep(1)
+            handled.append(event.signal)
 
     async def on_retracted(event: SignalRetractedEvent) -> None:
         retracted.append(event.signal)
@@ -291,7 +289,7 @@ async def test_async_signal_handlers_run_off_the_emitting_path() -> None:
             await c.enqueue(i)
     assert sorted(handled) == [f"s.{i}" for i in range(6)]
     assert retracted == ["s.0"]
-    assert peak == 2
+    assert probe.peak == 2
     assert c.dropped_signal_count == 0
 
 

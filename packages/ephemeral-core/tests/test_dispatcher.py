@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from ephemeral.core import CoordinatorClosedError, SignalDispatcher, SignalEvent, SignalSink
+from ephemeral.core.testing import ConcurrencyProbe
 
 
 def event(name: str, key: str | None = None) -> SignalEvent[Any]:
@@ -192,20 +193,17 @@ async def test_closing_a_registration_removes_only_that_handler() -> None:
 
 async def test_concurrency_is_bounded_and_reached() -> None:
     """At most max_concurrency signals are handled at once, and that many are."""
-    running = peak = 0
+    probe = ConcurrencyProbe()
 
     async def handler(evt: SignalEvent[Any]) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(0.5)
-        running -= 1
+        with probe:
+            await anyio.sleep(0.5)
 
     async with SignalDispatcher(max_concurrency=3) as dispatcher:
         dispatcher.register("*", handler)
         for number in range(12):
             dispatcher.dispatch(event(f"s{number}"))
-    assert peak == 3 and dispatcher.processed_count == 12
+    assert probe.peak == 3 and dispatcher.processed_count == 12
 
 
 async def test_handlers_emitting_cascade_before_flush_returns() -> None:

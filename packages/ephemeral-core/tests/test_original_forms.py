@@ -22,6 +22,7 @@ from ephemeral.core import (
     StagedPipelineBuilder,
     TypedSignalSink,
 )
+from ephemeral.core.testing import ConcurrencyProbe
 
 # ------------------------------------------------------------------------------ DependencyCoordinator
 
@@ -183,15 +184,12 @@ async def test_staged_pipeline_builder_execute_runs_every_stage() -> None:
 async def test_signal_dispatcher_takes_the_originals_options() -> None:
     """``SignalDispatcher(options)``: max_concurrency and the backlog (max_tracked_operations) come from it."""
     handled: list[str] = []
-    running = peak = 0
+    probe = ConcurrencyProbe()
 
     async def handler(event: SignalEvent[Any]) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(0.1)
-        handled.append(event.signal)
-        running -= 1
+        with probe:
+            await anyio.sleep(0.1)
+            handled.append(event.signal)
 
     options = EphemeralOptions(max_concurrency=2, max_tracked_operations=3)
     async with SignalDispatcher(options) as dispatcher:
@@ -199,7 +197,7 @@ async def test_signal_dispatcher_takes_the_originals_options() -> None:
         for i in range(10):
             dispatcher.dispatch(SignalEvent(f"order.{i}", i, None, datetime.now(timezone.utc)))
         await dispatcher.flush()
-    assert peak == 2
+    assert probe.peak == 2
     assert sorted(handled) == ["order.7", "order.8", "order.9"]  # 3 may wait: the oldest waiting were dropped
     assert dispatcher.dropped_count == 7
 

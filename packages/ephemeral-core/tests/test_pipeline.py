@@ -15,6 +15,7 @@ from ephemeral.core import (
     StageTriggerTimeoutError,
     current_operation,
 )
+from ephemeral.core.testing import ConcurrencyProbe
 
 # ------------------------------------------------------------------------------------ dependencies
 
@@ -70,20 +71,17 @@ async def test_operations_start_as_soon_as_their_dependencies_succeeded() -> Non
 
 async def test_max_concurrency_is_honoured() -> None:
     """No more than max_concurrency operations run at once."""
-    running = peak = 0
+    probe = ConcurrencyProbe()
 
     async def action() -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(1)
-        running -= 1
+        with probe:
+            await anyio.sleep(1)
 
     deps = DependencyCoordinator(max_concurrency=2)
     for i in range(6):
         deps.add(f"op{i}", action)
     result = await deps.execute()
-    assert peak == 2 and len(result.completed) == 6
+    assert probe.peak == 2 and len(result.completed) == 6
 
 
 async def test_cycle_raises_naming_it() -> None:

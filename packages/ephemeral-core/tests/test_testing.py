@@ -9,6 +9,7 @@ import pytest
 
 from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator
 from ephemeral.core.testing import (
+    ConcurrencyProbe,
     ManualClock,
     arun_readme_examples,
     assert_accounted,
@@ -195,3 +196,22 @@ def test_test_tables_are_unique_and_dropped_afterwards() -> None:
         assert run_postgres_sql(dsn, f'SELECT id FROM "public"."{first}" ORDER BY id') == [(1,), (2,)]
     left = run_postgres_sql(dsn, "SELECT count(*) FROM pg_tables WHERE tablename IN (%s, %s)", (first, second))
     assert left == [(0,)]
+
+
+async def test_concurrency_probe_counts_the_calls_running_at_once() -> None:
+    probe = ConcurrencyProbe()
+
+    async def call(seconds: float) -> None:
+        with probe:
+            await anyio.sleep(seconds)
+
+    async with anyio.create_task_group() as tg:
+        for seconds in (1, 2, 3):
+            tg.start_soon(call, seconds)
+        await anyio.sleep(1.5)
+        assert (probe.running, probe.peak) == (2, 3)
+    assert (probe.running, probe.peak) == (0, 3)
+    with pytest.raises(ValueError, match="left by"), probe:
+        raise ValueError("left by an exception")
+    assert probe.running == 0
+    assert repr(probe) == "ConcurrencyProbe(running=0, peak=3)"

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from ephemeral.core import SignalEvent, SignalSink, SignalStage, SignalWaveExecutor, current_operation
-from ephemeral.core.testing import assert_lifecycle_faults
+from ephemeral.core.testing import ConcurrencyProbe, assert_lifecycle_faults
 
 
 async def test_early_exit_cancels_running_stage_work() -> None:
@@ -135,19 +135,16 @@ async def test_broad_triggers_on_several_stages_settle() -> None:
 async def test_stage_concurrency_is_bounded() -> None:
     """No more than max_concurrent_stages runs are active at once."""
     sink = SignalSink()
-    running = peak = 0
+    probe = ConcurrencyProbe()
 
     async def work(event: SignalEvent[Any]) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(1)
-        running -= 1
+        with probe:
+            await anyio.sleep(1)
 
     async with SignalWaveExecutor(sink, [SignalStage("s", "tick", work)], max_concurrent_stages=2) as waves:
         for _ in range(5):
             sink.emit("tick")
-    assert peak == 2 and waves.get_metrics().total_completed == 5
+    assert probe.peak == 2 and waves.get_metrics().total_completed == 5
 
 
 async def test_stage_failure_is_signalled_and_the_executor_carries_on() -> None:

@@ -24,7 +24,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
-from ephemeral.core.testing import arun_readme_examples, output_blocks
+from ephemeral.core.testing import ConcurrencyProbe, arun_readme_examples, output_blocks
 from ephemeral.patterns.telemetry import (
     InMemoryTelemetryClient,
     ITelemetryClient,
@@ -161,20 +161,17 @@ async def test_bounded_queue_refuses_and_counts() -> None:
 
 
 async def test_concurrency_is_bounded() -> None:
-    running = peak = 0
+    probe = ConcurrencyProbe()
 
     class Slow(InMemoryTelemetryClient):
         async def track_event(self, name: str, properties: Mapping[str, str]) -> None:
-            nonlocal running, peak
-            running += 1
-            peak = max(peak, running)
-            await anyio.sleep(0.1)
-            running -= 1
+            with probe:
+                await anyio.sleep(0.1)
 
     async with TelemetrySignalHandler(Slow(), max_concurrency=3) as handler:
         for n in range(20):
             handler.on_signal(event(f"s.{n}"))
-    assert peak == 3
+    assert probe.peak == 3
     assert handler.processed_count == 20
 
 

@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from ephemeral.core import CoordinatorClosedError, SignalSink
+from ephemeral.core.testing import ConcurrencyProbe
 from ephemeral.sqlite.singlewriter import SqliteConnection, SqliteSingleWriter, SqliteSingleWriterOptions
 
 
@@ -251,17 +252,14 @@ async def test_read_connections_are_bounded(tmp_path: Path) -> None:
     """At most read_connections readers run at once; the others wait for a connection."""
     async with SqliteSingleWriter(tmp_path / "p.db", SqliteSingleWriterOptions(read_connections=2)) as writer:
         await writer.write("CREATE TABLE items (id INTEGER PRIMARY KEY)")
-        running = peak = 0
+        probe = ConcurrencyProbe()
         release, two_running = anyio.Event(), anyio.Event()
 
         async def reader(connection: SqliteConnection) -> int:
-            nonlocal running, peak
-            running += 1
-            peak = max(peak, running)
-            if running == 2:
-                two_running.set()
-            await release.wait()
-            running -= 1
+            with probe:
+                if probe.running == 2:
+                    two_running.set()
+                await release.wait()
             return await count_items(connection)
 
         async with anyio.create_task_group() as tg:
@@ -269,9 +267,9 @@ async def test_read_connections_are_bounded(tmp_path: Path) -> None:
                 tg.start_soon(writer.query, reader)
             await two_running.wait()
             await anyio.sleep(1)  # the other three stay waiting for a connection
-            assert running == 2
+            assert probe.running == 2
             release.set()
-        assert peak == 2
+        assert probe.peak == 2
         assert writer.get_stats().read_connections == 2
         assert len(writer.get_signals("connection.open.read")) == 2
 

@@ -18,6 +18,7 @@ import anyio
 from ._checks import check_float
 
 __all__ = (
+    "ConcurrencyProbe",
     "ManualClock",
     "ReadmeExample",
     "arun_readme_examples",
@@ -65,6 +66,42 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock({self.value!r})"
+
+
+class ConcurrencyProbe:
+    """Counts the calls running at once: ``with probe:`` around a body's work; ``peak`` is the most seen.
+
+    For asserting a concurrency limit (and that it is reached)::
+
+        probe = ConcurrencyProbe()
+
+        async def body(item: int) -> None:
+            with probe:
+                await anyio.sleep(0.05)
+
+        ...  # run 10 items with max_concurrency=3
+        assert probe.peak == 3
+    """
+
+    __slots__ = ("peak", "running")
+
+    def __init__(self) -> None:
+        self.running = 0
+        """Calls inside the probe now."""
+        self.peak = 0
+        """The most calls inside the probe at once so far."""
+
+    def __enter__(self) -> ConcurrencyProbe:
+        self.running += 1
+        if self.running > self.peak:
+            self.peak = self.running
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.running -= 1
+
+    def __repr__(self) -> str:
+        return f"ConcurrencyProbe(running={self.running}, peak={self.peak})"
 
 
 # -- README examples ------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Helpers for testing code built on ephemeral, as ``trio.testing`` / ``structlog.testing`` are.
 
+* ``ConcurrencyProbe``: ``with probe:`` around a body's work counts the calls running at once; ``peak``
+  is the most seen, for asserting a concurrency limit.
 * ``ManualClock``: a monotonic clock the test moves by hand, for the ``clock=`` of caches, sinks,
   aggregation windows and responsibility managers.
 * ``python_blocks``/``output_blocks``, ``run_readme_examples`` and ``arun_readme_examples``: run every
@@ -21,6 +23,7 @@ asyncio (looptime) and trio (``MockClock``), so ``anyio.sleep`` takes no real ti
 from __future__ import annotations
 
 from ._testing import (
+    ConcurrencyProbe as ConcurrencyProbe,
     ManualClock as ManualClock,
     ReadmeExample as ReadmeExample,
     arun_readme_examples as arun_readme_examples,
@@ -35,6 +38,7 @@ from ._testing import (
 )
 
 __all__ = (
+    "ConcurrencyProbe",
     "ManualClock",
     "ReadmeExample",
     "arun_readme_examples",
