@@ -40,6 +40,7 @@ from ephemeral.core.di import (
     ephemeral_lifespan,
 )
 from ephemeral.core.lowlevel import CoordinatorBase
+from ephemeral.core.testing import assert_lifecycle_faults
 
 
 class Item:
@@ -374,6 +375,29 @@ async def test_an_exception_in_the_lifespan_cancels_and_counts() -> None:
                 raise KeyError("boom")
     metrics = lifespan.coordinators[0].get_metrics()
     assert seen == [] and metrics.total_cancelled == 3 and metrics.is_drained
+
+
+async def test_lifespan_lifecycle_faults() -> None:
+    """An error or an outer deadline in the lifespan cancels the coordinators' work; a lifespan runs once."""
+    seen, body = recorder(delay=10.0)
+    made: list[EphemeralLifespan] = []
+
+    def make() -> EphemeralLifespan:
+        made.append(ephemeral_lifespan(registry, shutdown_timeout=5))
+        return made[-1]
+
+    async def use(lifespan: EphemeralLifespan) -> None:
+        for i in range(3):
+            await lifespan.coordinators[0].enqueue(Item(i))
+        await anyio.sleep(1)
+
+    async with svcs.Registry() as registry:
+        add_coordinator(registry, body, EphemeralOptions(max_concurrency=1), item_type=Item)
+        await assert_lifecycle_faults(make, use)
+    assert seen == []
+    for lifespan in made[:2]:
+        metrics = lifespan.coordinators[0].get_metrics()
+        assert metrics.total_cancelled == 3 and metrics.is_drained
 
 
 async def test_registry_close_stops_intake_and_the_lifespan_still_drains() -> None:

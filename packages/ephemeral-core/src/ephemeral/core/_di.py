@@ -35,11 +35,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-import sys
-from collections.abc import Awaitable, Callable, Hashable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import timedelta
-from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any, Generic, NamedTuple, TypeVar, cast
 
 import anyio
@@ -49,6 +47,7 @@ from ._checks import check_async_callable, check_callable
 from ._clock import to_seconds
 from ._coordinator import CoordinatorBase, CoordinatorClosedError, EphemeralWorkCoordinator
 from ._keyed import EphemeralKeyedWorkCoordinator
+from ._lifecycle import TaskGroupOwner
 from ._options import EphemeralOptions
 
 if TYPE_CHECKING:
@@ -74,7 +73,6 @@ _log = logging.getLogger("ephemeral.core")
 
 T = TypeVar("T")
 C = TypeVar("C", bound="CoordinatorBase[Any, Any]")
-_Self = TypeVar("_Self", bound="EphemeralLifespan")
 
 
 def _check_name(name: str | None) -> str:
@@ -543,7 +541,7 @@ add_scoped_ephemeral_work_coordinator = add_scoped_coordinator
 add_scoped_ephemeral_keyed_work_coordinator = add_scoped_keyed_coordinator
 
 
-class EphemeralLifespan:
+class EphemeralLifespan(TaskGroupOwner):
     """Runs a registry's long-lived coordinators for as long as the application: its lifespan.
 
     Entering builds every coordinator registered with ``add_coordinator``/``add_keyed_coordinator``
@@ -574,8 +572,6 @@ class EphemeralLifespan:
     def __init__(self, registry: svcs.Registry, *, shutdown_timeout: float | timedelta | None = None) -> None:
         self._services = _services_of(registry)
         self._timeout = None if shutdown_timeout is None else to_seconds(shutdown_timeout, "shutdown_timeout")
-        self._stack: AsyncExitStack | None = None
-        self._entered = False
         self._coordinators: list[CoordinatorBase[Any, Any]] = []
         self._started_services: list[Any] = []
         self._registry = registry
@@ -590,63 +586,45 @@ class EphemeralLifespan:
         """The services registered with ``add_lifespan_service`` that this lifespan started, in start order."""
         return tuple(self._started_services)
 
-    async def __aenter__(self: _Self) -> _Self:
+    @asynccontextmanager
+    async def _outer_context(self) -> AsyncIterator[None]:
         services = self._services
         if services.closed:
             raise CoordinatorClosedError("the registry has been closed; its coordinators cannot start again")
         if services.running is not None:
             raise RuntimeError("this registry's coordinators are already running")
-        if self._entered:
-            raise RuntimeError("an EphemeralLifespan can be entered only once; make a new one")
-        self._entered = True
-        stack = AsyncExitStack()
-        await stack.__aenter__()
         services.running = self._coordinators
         try:
-            container: svcs.Container | None = None
-            for entry in list(services.singletons):
-                if isinstance(entry, _LifespanService):
-                    if container is None:
-                        container = await stack.enter_async_context(svcs.Container(self._registry))
-                    service = entry.factory(container)
-                    if inspect.isawaitable(service):
-                        service = await service
-                    stack.callback(setattr, entry, "current", None)  # after its exit: resolvable while draining
-                    await stack.enter_async_context(service)
-                    entry.current = service
-                    self._started_services.append(service)
-                    continue
-                factory, name = entry
-                coordinator = factory._recipes[name]()
-                await stack.enter_async_context(coordinator)
-                factory._current[name] = coordinator
-                self._coordinators.append(coordinator)
-            stack.push_async_exit(self._drain_before_deadline)
-        except BaseException:
-            services.running = None
-            await stack.__aexit__(*sys.exc_info())
-            raise
-        self._stack = stack
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        stack = self._stack
-        if stack is None:
-            raise RuntimeError("this EphemeralLifespan is not running")
-        self._stack = None
-        try:
-            return await stack.__aexit__(exc_type, exc, tb)
+            async with AsyncExitStack() as stack:
+                container: svcs.Container | None = None
+                for entry in list(services.singletons):
+                    if isinstance(entry, _LifespanService):
+                        if container is None:
+                            container = await stack.enter_async_context(svcs.Container(self._registry))
+                        service = entry.factory(container)
+                        if inspect.isawaitable(service):
+                            service = await service
+                        stack.callback(setattr, entry, "current", None)  # after its exit: resolvable while draining
+                        await stack.enter_async_context(service)
+                        entry.current = service
+                        self._started_services.append(service)
+                        continue
+                    factory, name = entry
+                    coordinator = factory._recipes[name]()
+                    await stack.enter_async_context(coordinator)
+                    factory._current[name] = coordinator
+                    self._coordinators.append(coordinator)
+                yield
         finally:
-            self._services.running = None
+            services.running = None
 
-    async def _drain_before_deadline(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        """Runs first at exit: with a ``shutdown_timeout``, drain within it and cancel what is left."""
-        if exc_type is not None or self._timeout is None:
-            return False  # each coordinator's own exit drains (or, on an exception, cancels)
+    async def _on_clean_exit(self) -> None:
+        """With a ``shutdown_timeout``, drain within it and cancel what is left.
+
+        Each coordinator's own exit drains next (on an exception, it cancels instead).
+        """
+        if self._timeout is None:
+            return
         stoppable = [service for service in self._started_services if _stoppable(service)]
         with anyio.move_on_after(self._timeout) as scope:
             for coordinator in reversed(self._coordinators):
@@ -667,7 +645,6 @@ class EphemeralLifespan:
                     coordinator.coordinator_id or type(coordinator).__name__,
                 )
                 coordinator.cancel()
-        return False
 
 
 def _stoppable(service: object) -> Any:
