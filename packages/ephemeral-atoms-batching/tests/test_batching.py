@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.atoms.batching import BatchingAtom, BatchingStats
 from ephemeral.core import AtomStats, CoordinatorClosedError, OperationStatus, SignalSink
+from ephemeral.core.testing import ConcurrencyProbe
 
 
 @dataclass
@@ -23,21 +24,16 @@ class Recorder:
     fail_on: frozenset[int] = frozenset()  # batch numbers (from 1) that raise
     batches: list[list[Any]] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
-    running: int = 0
-    peak: int = 0
+    probe: ConcurrencyProbe = field(default_factory=ConcurrencyProbe)
 
     async def __call__(self, items: list[Any]) -> None:
-        self.running += 1
-        self.peak = max(self.peak, self.running)
-        try:
+        with self.probe:
             self.times.append(anyio.current_time())
             self.batches.append(list(items))
             if self.delay:
                 await anyio.sleep(self.delay)
             if len(self.batches) in self.fail_on:
                 raise OSError(f"database down for batch {len(self.batches)}")
-        finally:
-            self.running -= 1
 
     @property
     def items(self) -> list[Any]:
@@ -154,7 +150,7 @@ async def test_batches_are_delivered_in_order_one_at_a_time() -> None:
         for i in range(9):
             atom.enqueue(i)
     assert recorder.batches == [[0, 1], [2, 3], [4, 5], [6, 7], [8]]
-    assert recorder.peak == 1
+    assert recorder.probe.peak == 1
     assert [t - start for t in recorder.times] == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0], abs=TICK)
     assert atom.stats() == AtomStats(pending=0, active=0, completed=5, failed=0)
 
@@ -235,7 +231,7 @@ async def test_bursts_lose_no_item(bursts: list[tuple[int, float]], max_batch_si
             await anyio.sleep(pause)
     assert recorder.items == list(range(count))
     assert all(1 <= len(batch) <= max_batch_size for batch in recorder.batches)
-    assert recorder.peak <= 1
+    assert recorder.probe.peak <= 1
     stats = atom.get_stats()
     assert stats == BatchingStats(len(recorder.batches), count, 0, 0, 0)
 

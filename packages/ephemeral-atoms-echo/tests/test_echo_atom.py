@@ -11,6 +11,7 @@ import pytest
 
 from ephemeral.atoms.echo import OperationEchoAtom, OperationEchoCapture, OperationEchoEntry
 from ephemeral.core import AtomStats, CoordinatorClosedError, EphemeralOptions
+from ephemeral.core.testing import ConcurrencyProbe
 
 WHEN = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -28,20 +29,16 @@ class Repository:
         self.saved: list[int] = []
         self.fail = fail
         self.gate: anyio.Event | None = None
-        self.running = self.peak = 0
+        self.probe = ConcurrencyProbe()
 
     async def append(self, echo: OperationEchoEntry[str]) -> None:
-        self.running += 1
-        self.peak = max(self.peak, self.running)
-        try:
+        with self.probe:
             if self.gate is not None:
                 await self.gate.wait()
             await anyio.sleep(0.01)
             if echo.operation_id in self.fail:
                 raise OSError(f"disk full for {echo.operation_id}")
             self.saved.append(echo.operation_id)
-        finally:
-            self.running -= 1
 
 
 async def test_persists_in_order_one_at_a_time() -> None:
@@ -51,7 +48,7 @@ async def test_persists_in_order_one_at_a_time() -> None:
         for operation_id in range(10):
             await atom.enqueue(entry(operation_id))
     assert repository.saved == list(range(10))
-    assert repository.peak == 1
+    assert repository.probe.peak == 1
     assert (atom.total_enqueued, atom.total_completed, atom.total_failed) == (10, 10, 0)
 
 

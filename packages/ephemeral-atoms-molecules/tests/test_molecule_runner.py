@@ -17,7 +17,7 @@ from ephemeral.atoms.molecules import (
     MoleculeRunner,
 )
 from ephemeral.core import BlockReason, SignalConstraints, SignalEvent, SignalSink
-from ephemeral.core.testing import assert_lifecycle_faults
+from ephemeral.core.testing import ConcurrencyProbe, assert_lifecycle_faults
 
 
 def sink() -> SignalSink:
@@ -260,15 +260,11 @@ async def test_condition_filters_and_a_raising_condition_does_not_start() -> Non
 @pytest.mark.parametrize(("bound", "expected_elapsed"), [(5, 10), (2, 30), (1, 50)])
 async def test_concurrent_triggers_run_at_most_max_concurrency_at_once(bound: int, expected_elapsed: float) -> None:
     """Five 10 s molecules take 10 s with a bound of 5, 30 s with 2 and 50 s with 1 (virtual time)."""
-    active = 0
-    peak = 0
+    probe = ConcurrencyProbe()
 
     async def slow(ctx: MoleculeContext) -> None:
-        nonlocal active, peak
-        active += 1
-        peak = max(peak, active)
-        await anyio.sleep(10)
-        active -= 1
+        with probe:
+            await anyio.sleep(10)
 
     signals = sink()
     start = anyio.current_time()
@@ -276,7 +272,7 @@ async def test_concurrent_triggers_run_at_most_max_concurrency_at_once(bound: in
         for n in range(5):
             signals.emit(f"job.{n}", key=str(n))
     assert anyio.current_time() - start == pytest.approx(expected_elapsed)
-    assert peak == bound
+    assert probe.peak == bound
     assert runner.completed_count == 5
 
 

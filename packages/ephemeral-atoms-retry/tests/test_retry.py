@@ -23,6 +23,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
+from ephemeral.core.testing import ConcurrencyProbe
 
 
 class Flaky:
@@ -38,22 +39,18 @@ class Flaky:
         self.error = error
         self.on_attempt = on_attempt
         self.attempts: dict[Any, list[float]] = defaultdict(list)
-        self.running = self.peak = 0
+        self.probe = ConcurrencyProbe()
 
     async def __call__(self, item: Any) -> str:
         times = self.attempts[item]
         times.append(anyio.current_time())
-        self.running += 1
-        self.peak = max(self.peak, self.running)
-        try:
+        with self.probe:
             await anyio.lowlevel.checkpoint()
             if self.on_attempt is not None:
                 self.on_attempt(len(times))
             if len(times) <= self.failures:
                 raise self.error()
             return f"done {item}"
-        finally:
-            self.running -= 1
 
     def gaps(self, item: Any) -> list[float]:
         times = self.attempts[item]
@@ -166,7 +163,7 @@ async def test_multiple_items_all_retry() -> None:
         for item in ("a", "b", "c"):
             await atom.enqueue(item)
     assert {item: len(times) for item, times in body.attempts.items()} == {"a": 2, "b": 2, "c": 2}
-    assert body.peak <= 2
+    assert body.probe.peak <= 2
     assert atom.stats() == AtomStats(0, 0, 3, 0)
 
 
@@ -398,7 +395,7 @@ async def test_backoff_waits_hold_a_concurrency_slot() -> None:
         await atom.enqueue("b")
     assert body.attempts["a"] == [body.attempts["a"][0], body.attempts["a"][0] + 1.0]
     assert body.attempts["b"][0] == body.attempts["a"][1]
-    assert body.peak == 1
+    assert body.probe.peak == 1
 
 
 async def test_many_items_are_each_accounted_for_once() -> None:
@@ -410,7 +407,7 @@ async def test_many_items_are_each_accounted_for_once() -> None:
     metrics = atom.coordinator.get_metrics()
     assert (metrics.total_enqueued, metrics.total_completed, metrics.total_failed) == (100, 0, 100)
     assert (atom.total_retries, atom.total_exhausted) == (100, 100)
-    assert body.peak <= 8
+    assert body.probe.peak <= 8
 
 
 async def test_an_error_in_the_block_cancels_a_backing_off_item() -> None:

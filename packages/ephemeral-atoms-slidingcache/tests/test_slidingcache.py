@@ -12,7 +12,7 @@ import pytest
 
 from ephemeral.atoms.slidingcache import SlidingCacheAtom, SlidingCacheStats
 from ephemeral.core import CoordinatorClosedError, EphemeralLruCache, SignalSink
-from ephemeral.core.testing import arun_readme_examples, assert_lifecycle_faults
+from ephemeral.core.testing import ConcurrencyProbe, arun_readme_examples, assert_lifecycle_faults
 
 
 class Compute:
@@ -24,21 +24,17 @@ class Compute:
         self.error = error
         self.calls = 0
         self.keys: list[Any] = []
-        self.running = self.peak = 0
+        self.probe = ConcurrencyProbe()
 
     async def __call__(self, key: Any) -> Any:
         self.calls += 1
         self.keys.append(key)
-        self.running += 1
-        self.peak = max(self.peak, self.running)
-        try:
+        with self.probe:
             if self.delay:
                 await anyio.sleep(self.delay)
             if self.error is not None:
                 raise self.error
             return self.values[min(self.calls, len(self.values)) - 1]
-        finally:
-            self.running -= 1
 
 
 def signals_of(cache: SlidingCacheAtom[Any, Any], pattern: str | None = None) -> list[tuple[str, str | None]]:
@@ -277,7 +273,7 @@ async def test_different_keys_compute_in_parallel() -> None:
             for i in range(10):
                 tg.start_soon(cache.get_or_compute, f"k{i}")
         assert anyio.current_time() - start == pytest.approx(1.0)
-    assert compute.peak == 10
+    assert compute.probe.peak == 10
 
 
 async def test_max_concurrency_bounds_computes_across_keys() -> None:
@@ -290,7 +286,7 @@ async def test_max_concurrency_bounds_computes_across_keys() -> None:
                 tg.start_soon(cache.get_or_compute, f"k{i}")
         assert anyio.current_time() - start == pytest.approx(5.0)
         assert len(cache) == 10
-    assert compute.peak == 2 and compute.calls == 10
+    assert compute.probe.peak == 2 and compute.calls == 10
 
 
 async def test_a_hit_does_not_yield() -> None:

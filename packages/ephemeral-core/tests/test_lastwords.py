@@ -20,6 +20,7 @@ from ephemeral.core import (
     current_operation,
 )
 from ephemeral.core.lowlevel import utc_now
+from ephemeral.core.testing import ConcurrencyProbe
 
 WHEN = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -35,20 +36,16 @@ class Repository:
         self.saved: list[LastWordsNote] = []
         self.fail = fail
         self.gate: anyio.Event | None = None
-        self.running = self.peak = 0
+        self.probe = ConcurrencyProbe()
 
     async def save(self, note: LastWordsNote) -> None:
-        self.running += 1
-        self.peak = max(self.peak, self.running)
-        try:
+        with self.probe:
             if self.gate is not None:
                 await self.gate.wait()
             await anyio.sleep(0.01)
             if note.operation_id in self.fail:
                 raise OSError(f"disk full for {note.operation_id}")
             self.saved.append(note)
-        finally:
-            self.running -= 1
 
 
 # ---------------------------------------------------------------------------------------- the note
@@ -140,7 +137,7 @@ async def test_default_options_persist_one_note_at_a_time() -> None:
     async with LastWordsNoteAtom(repository.save) as notes:
         for operation_id in range(10):
             assert notes.try_enqueue(note(operation_id))
-    assert repository.peak == 1
+    assert repository.probe.peak == 1
     assert [n.operation_id for n in repository.saved] == list(range(10))
     options = notes.coordinator.options
     assert (options.max_concurrency, options.max_tracked_operations, options.max_operation_lifetime) == (1, 64, 30.0)
@@ -156,7 +153,7 @@ async def test_options_are_used_as_given() -> None:
         await anyio.sleep(0.01)
         assert notes.active_count == 4 and notes.pending_count == 4
         repository.gate.set()
-    assert repository.peak == 4 and len(repository.saved) == 8
+    assert repository.probe.peak == 4 and len(repository.saved) == 8
 
 
 async def test_try_enqueue_backlog_keeps_every_note_in_order() -> None:

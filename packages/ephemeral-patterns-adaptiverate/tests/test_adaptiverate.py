@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.core import CoordinatorClosedError, SignalSink, current_operation
-from ephemeral.core.testing import output_blocks, run_readme_examples
+from ephemeral.core.testing import ConcurrencyProbe, output_blocks, run_readme_examples
 from ephemeral.patterns.adaptiverate import AdaptiveRateService, RateLimitException
 
 
@@ -23,22 +23,17 @@ class Api:
         self.duration = duration
         self.hints = hints or {}
         self.calls: list[tuple[Any, float]] = []
-        self.running = 0
-        self.peak = 0
+        self.probe = ConcurrencyProbe()
 
     async def __call__(self, item: Any) -> None:
         self.calls.append((item, anyio.current_time()))
-        self.running += 1
-        self.peak = max(self.peak, self.running)
-        try:
+        with self.probe:
             await anyio.sleep(self.duration)
             hint = self.hints.pop(item, None)
             if isinstance(hint, str):
                 current_operation().emit(hint)
             elif isinstance(hint, BaseException):
                 raise hint
-        finally:
-            self.running -= 1
 
     def started(self, item: Any) -> list[float]:
         return [at for called, at in self.calls if called == item]
@@ -82,7 +77,7 @@ async def test_hint_holds_every_new_start_then_resumes_at_half_concurrency() -> 
         assert service.current_concurrency == 2
     starts = [at for _, at in api.calls[1:]]
     assert starts == [near(0.6)] * 2 + [near(0.7)] * 2 + [near(0.8)] * 2 + [near(0.9)] * 2  # two at a time
-    assert api.peak == 2
+    assert api.probe.peak == 2
 
 
 async def test_retry_after_seconds_and_a_bare_number() -> None:

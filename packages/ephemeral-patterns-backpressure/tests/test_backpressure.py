@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.core import CoordinatorClosedError, SignalEvent, SignalSink
-from ephemeral.core.testing import assert_accounted, output_blocks, run_readme_examples
+from ephemeral.core.testing import ConcurrencyProbe, assert_accounted, output_blocks, run_readme_examples
 from ephemeral.patterns.backpressure import DEFERRAL_EXPIRED, SignalDrivenBackpressure
 
 
@@ -25,17 +25,12 @@ class Recorder:
         self.duration = duration
         self.started: list[tuple[Any, float]] = []
         self.finished: list[Any] = []
-        self.running = 0
-        self.peak = 0
+        self.probe = ConcurrencyProbe()
 
     async def __call__(self, item: Any) -> None:
         self.started.append((item, anyio.current_time()))
-        self.running += 1
-        self.peak = max(self.peak, self.running)
-        try:
+        with self.probe:
             await anyio.sleep(self.duration)
-        finally:
-            self.running -= 1
         self.finished.append(item)
 
 
@@ -59,7 +54,7 @@ async def test_seed_example() -> None:
         assert [item for item, _ in body.started] == ["first", 0, 1, 2, 3, 4, 5]
         assert len(body.finished) == 7
         assert not coordinator.is_backpressured
-    assert body.peak <= 4
+    assert body.probe.peak <= 4
     assert coordinator.get_metrics().total_completed == coordinator.get_metrics().total_enqueued == 7
 
 
