@@ -1,9 +1,10 @@
 """The work coordinator: a lifecycle over named parts.
 
-A coordinator is the composition of a work queue (``_queues``: FIFO, keyed or lanes), a worker pool
-with its parking lot (``_workers``), the gates a worker passes before taking an item (``_gates``),
-the operation window with its signal queries (``_window``) and the outcome counters (``_counters``).
-``CoordinatorBase`` holds the lifecycle (``TaskGroupOwner``), intake and control, and delegates the rest.
+A coordinator is the composition of a work queue (``_queues``: FIFO, keyed or lanes, and the room
+producers wait for), the dispatcher with its worker pool (``_workers``: run state, the worker loop),
+the gates a worker passes before taking an item (``_gates``), the operation window with its signal
+queries (``_window``) and the outcome counters (``_counters``). ``CoordinatorBase`` holds the
+lifecycle (``TaskGroupOwner``) and the intake and control calls, and delegates the rest.
 
 The enqueue contract, for every coordinator: ``enqueue`` waits while ``max_tracked_operations`` items
 wait, then returns the accepted item's operation id (an int > 0). An item a policy refuses (a full
@@ -15,7 +16,6 @@ raises ``CoordinatorClosedError`` and ``try_enqueue`` returns False; the item is
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from datetime import datetime
@@ -27,26 +27,19 @@ from anyio.abc import TaskGroup
 from ._async_handlers import AsyncSignalQueue
 from ._checks import check_async_callable
 from ._clock import TimeBase, loop_clock, to_seconds
-from ._counters import REFUSED, CoordinatorMetrics, OutcomeCounters, Refused
+from ._counters import REFUSED, CoordinatorMetrics, Refused
 from ._events import SignalEvent
-from ._gates import Deferral, Gates, Verdict
+from ._gates import Deferral, drain_requested
 from ._hooks import EventHook, Subscription
 from ._lifecycle import CoordinatorClosedError, TaskGroupOwner
 from ._loop import LoopBinding
-from ._matcher import PatternSet, compile_pattern
-from ._operation import (
-    EphemeralOperationSnapshot,
-    OperationEchoStore,
-    OperationHost,
-    OperationStatus,
-    WorkerSlot,
-    worker_slot,
-)
+from ._matcher import PatternSet
+from ._operation import EphemeralOperationSnapshot, OperationEchoStore, OperationHost
 from ._options import EphemeralOptions
-from ._queues import Entry, FifoQueue, WorkQueue
+from ._queues import FifoQueue, WorkQueue
 from ._sink import SignalSink, next_id
 from ._window import OperationWindow, WindowViews
-from ._workers import WorkerPool
+from ._workers import Dispatcher
 
 __all__ = (
     "REFUSED",
@@ -62,12 +55,9 @@ _log = logging.getLogger("ephemeral.core")
 T = TypeVar("T")
 R = TypeVar("R")
 
-_COMPLETED, _FAILED, _CANCELLED = OperationStatus.COMPLETED, OperationStatus.FAILED, OperationStatus.CANCELLED
-_PROCEED, _PARK = Verdict.PROCEED, Verdict.PARK
-
 
 class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
-    """Lifecycle, intake and control of a coordinator, over its queue, workers, gates, window and counters.
+    """Lifecycle, intake and control of a coordinator, over its queue, dispatcher, window and counters.
 
     Workers are tasks in a pool owned by the coordinator's task group. They start on demand, up to
     the concurrency limit, and park when nothing is ready, so an idle coordinator costs no wake-ups.
@@ -92,12 +82,10 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
             raise TypeError(f"options must be EphemeralOptions, got {options!r}")
         self.options = options
         self.id = next_id()
-        self._body = body
         self._capacity = options.max_tracked_operations
         self._sink = options.signals if options.signals is not None else SignalSink()
         self._drain_on = PatternSet(options.drain_on_signals)
-        self._lifecycle_signals = options.emit_lifecycle_signals
-
+        self._time = TimeBase(time.monotonic)
         self._queue: WorkQueue = FifoQueue() if queue is None else queue(options)
         lifetime = options.max_operation_lifetime
         self._window = OperationWindow(
@@ -105,48 +93,42 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
             None if lifetime is None else to_seconds(lifetime, "max_operation_lifetime"),
         )
         self.operation_finalized: EventHook[EphemeralOperationSnapshot[R]] = self._window.finalized
-        self._counts = OutcomeCounters()
-        self._pool = WorkerPool(options.max_concurrency, self._worker)
-        self._gates = Gates(
-            PatternSet(options.cancel_on_signals),
-            Deferral.of(
+        self._run = run = Dispatcher(
+            body,
+            self._queue,
+            self._window,
+            limit=options.max_concurrency,
+            capacity=options.max_tracked_operations,
+            cancel_on=PatternSet(options.cancel_on_signals),
+            deferral=Deferral.of(
                 options.defer_on_signals,
                 options.resume_on_signals,
                 options.defer_check_interval,
                 options.max_defer_attempts,
             ),
-            self._queue,
-            self._skip,
-            self._top_up,
+            sink=self._sink,
+            host=OperationHost(self._sink, self._time, None, None, None),
+            clock=time.monotonic,
+            lifecycle_signals=options.emit_lifecycle_signals,
         )
-
+        self._counts, self._pool, self._room = run.counts, run.pool, run.room
         self._started = False
         self._refusing = True  # fast path of intake: not entered yet, or intake stopped
         self._registered = False
         self._pool_lost = False
-        self._closed = False
-        self._completed = False
-        self._cancelled = False
-        self._paused = False
-        self._space: anyio.Event | None = None
-        self._drained: anyio.Event | None = None
         self._loop: LoopBinding | None = None
         self._subscriptions: list[Subscription] = []
         self._async_signals: AsyncSignalQueue | None = None
-        self._clock: Callable[[], float] = time.monotonic  # the loop's clock once entered
-        self._cancelled_exc: type[BaseException] = BaseException
-        self._time = TimeBase(self._clock)
-        self._host = OperationHost(self._sink, self._time, None, None, None)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def _on_enter(self, tg: TaskGroup) -> None:
-        options = self.options
+        options, run = self.options, self._run
         self._started = True
-        self._clock = clock = loop_clock()
+        run.clock = clock = loop_clock()
         self._time = TimeBase(clock)
-        self._cancelled_exc = anyio.get_cancelled_exc_class()
-        self._host = OperationHost(
+        run.cancelled_exc = anyio.get_cancelled_exc_class()
+        run.host = host = OperationHost(
             self._sink, self._time, options.signal_constraints, options.on_signal, options.on_signal_retracted
         )
         self._loop = LoopBinding()
@@ -169,12 +151,12 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
                 options.max_queued_signals,
             )
             self._async_signals.start(tg, self._loop)
-            self._host.dispatch_async = self._async_signals.submit
+            host.dispatch_async = self._async_signals.submit
         if self._drain_on:
             self._subscriptions.append(self._sink.subscribe(self._watch_drain))
         self._sink.register_source(self)
         self._registered = True
-        self._refusing = self._completed
+        self._refusing = run.completed
 
     async def _on_clean_exit(self) -> None:
         await self.drain()
@@ -186,7 +168,7 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
 
     def _on_close(self) -> None:
         """Release everything: subscriptions, the sink's view, background tasks; finalise the window."""
-        if self._closed:
+        if self._run.closed:
             return
         for subscription in self._subscriptions:
             subscription.close()
@@ -195,24 +177,25 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
         if self._registered:
             self._sink.unregister_source(self)
         self._window.close()
-        self._closed = True
+        self._run.closed = True
 
     def _pool_closing(self) -> None:
         # A cancellation reached the pool (an outer cancel scope, or the coordinator closing): from
         # now on no worker can start, so intake stops before an item is counted.
-        self._pool_lost = not self._completed
+        self._pool_lost = not self._run.completed
         self.complete()
 
     # -- intake ---------------------------------------------------------------------------------
+
+    @property
+    def _completed(self) -> bool:
+        return self._run.completed
 
     def _accept(self, item: T, key: str | None = None, group: Any = None) -> int:
         """Count and queue an item that may wait now; return its operation id."""
         operation_id = next_id()
         self._queue.push((item, operation_id, key, group))
-        self._counts.enqueued += 1
-        pool = self._pool
-        if pool.workers - pool.active - len(pool.lot) <= 0:
-            self._top_up()
+        self._run.accepted()
         return operation_id
 
     def _refused(self) -> CoordinatorClosedError:
@@ -228,25 +211,17 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
         if not self._started:
             raise self._not_entered("coordinator", "c")
         while True:
-            if self._completed:
+            if self._run.completed:
                 raise self._refused()
-            if len(self._queue) < self._capacity:
+            if self._room.free():
                 return
-            if self._space is None:
-                self._space = anyio.Event()
-            await self._space.wait()
+            await self._room.wait()
 
     def _can_wait_now(self) -> bool:
         """Whether ``try_enqueue`` may accept an item now (raises before the coordinator is entered)."""
         if not self._started:
             raise self._not_entered("coordinator", "c")
-        return not self._completed and len(self._queue) < self._capacity
-
-    def _wake_producers(self) -> None:
-        space = self._space
-        if space is not None:
-            self._space = None
-            space.set()
+        return not self._run.completed and self._room.free()
 
     async def enqueue(self, item: T) -> int:
         """Accept ``item``, waiting while ``max_tracked_operations`` items are already waiting.
@@ -284,138 +259,21 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
                     count += 1
         return count
 
-    # -- workers --------------------------------------------------------------------------------
-
-    def _top_up(self) -> None:
-        """Make sure one idle worker is awake when items are ready: wake a parked one or start one.
-
-        Only one is woken at a time; a worker that takes an item while more are ready wakes the next
-        (see ``_execute``), so concurrency ramps up as bodies block, without waking every worker
-        for work that one of them finishes at once.
-        """
-        pool = self._pool
-        if (
-            pool.tg is None
-            or self._closed
-            or self._paused
-            or self._cancelled
-            or self._gates.holding
-            or pool.workers - pool.active - len(pool.lot) > 0
-            or not self._queue.ready()
-        ):
-            return
-        pool.wake_or_start()
-
-    async def _worker(self) -> None:
-        slot = WorkerSlot()
-        worker_slot.set(slot)
-        pool, queue, gates, lot = self._pool, self._queue, self._gates, self._pool.lot
-        try:
-            while pool.workers <= pool.limit:
-                if self._paused:
-                    await lot.park()
-                    continue
-                if gates.active:
-                    verdict = await gates.check(self._sink, self._clock)
-                    if verdict is not _PROCEED:
-                        if verdict is _PARK:
-                            await lot.park()
-                        continue
-                entry = queue.take()
-                if entry is None:
-                    await lot.park()
-                    continue
-                if self._space is not None:
-                    self._wake_producers()
-                await self._execute(slot, *entry)
-                if self._drained is not None:
-                    self._check_drained()
-        finally:
-            pool.workers -= 1
-            if self._drained is not None:
-                self._check_drained()  # a cancelled body leaves through here
-            self._top_up()  # a worker leaving (over a lowered limit) hands its place on
-
-    async def _execute(self, slot: WorkerSlot, item: Any, operation_id: int, key: str | None, group: Any) -> None:
-        clock = self._clock
-        operation = self._window.open(operation_id, key, self._host, clock())
-        pool = self._pool
-        pool.active += 1
-        if (pool.lot or pool.workers < pool.limit) and pool.workers - pool.active - len(pool.lot) <= 0:
-            self._top_up()  # no idle worker is awake: wake the next one if more is ready
-        slot.operation = operation
-        counts = self._counts
-        if self._lifecycle_signals:
-            operation.emit("atom.start")
-        try:
-            operation.result = await self._body(item)
-        except Exception as error:
-            operation.error = error
-            operation.status = _FAILED
-            counts.failed += 1
-        except BaseException as error:
-            if isinstance(error, self._cancelled_exc) and anyio.current_effective_deadline() != -math.inf:
-                # Not our cancellation: the body let out a CancelledError of something it awaited.
-                operation.error = error
-                operation.status = _FAILED
-                counts.failed += 1
-                return
-            operation.status = _CANCELLED
-            counts.cancelled += 1
-            raise
-        else:
-            operation.status = _COMPLETED
-            operation.has_result = True
-            counts.completed += 1
-        finally:
-            slot.operation = None
-            pool.active -= 1
-            operation.completed_at = clock()
-            if self._lifecycle_signals:
-                operation.emit("atom.stop")
-            if self._queue.tracks_release:
-                self._queue.release(group)
-            self._window.retire(operation)
-
-    def _record(self, entry: Entry, status: OperationStatus) -> None:
-        """Put an item that never ran (skipped or cancelled) in the window as a finished operation."""
-        self._window.record(entry[1], entry[2], self._host, status)
-
-    def _skip(self, entry: Entry, taken: bool = True) -> None:
-        """Drop an item because of a cancel signal: counted, and visible in the window."""
-        self._wake_producers()
-        self._counts.skipped += 1
-        if taken and self._queue.tracks_release:
-            self._queue.release(entry[3])
-        self._record(entry, OperationStatus.SKIPPED)
-        self._check_drained()
-
     # -- control ----------------------------------------------------------------------------------
 
     def complete(self) -> None:
         """Stop accepting items; what was accepted still runs. Idempotent."""
-        if self._completed:
-            return
-        self._completed = True
-        self._refusing = True
-        self._wake_producers()
-        self._check_drained()
+        if self._run.complete():
+            self._refusing = True
 
     def cancel(self) -> None:
         """Stop now: refuse new items, cancel waiting ones and interrupt running bodies (all counted as cancelled)."""
-        if self._cancelled:
+        if self._run.cancelled:
             return
-        self._cancelled = True
-        self._completed = True
         self._refusing = True
-        for entry in self._queue.take_all():
-            self._counts.cancelled += 1
-            self._record(entry, _CANCELLED)
-        self._wake_producers()
-        if self._pool.tg is not None:
-            self._pool.tg.cancel_scope.cancel()
+        self._run.cancel()
         self._emit_own("coordinator.cancelled")
-        self._check_drained()
+        self._run.check_drained()
 
     async def drain(self) -> None:
         """Stop accepting items and wait until every accepted item has finished.
@@ -425,28 +283,20 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
         if not self._started:
             raise self._not_entered("coordinator", "c")
         self.complete()
-        while not self.is_drained:
-            if self._drained is None:
-                self._drained = anyio.Event()
-            await self._drained.wait()
-
-    def _check_drained(self) -> None:
-        if self._drained is not None and self.is_drained:
-            self._drained.set()
-            self._drained = None
+        await self._run.wait_drained()
 
     def pause(self) -> None:
         """Start no new item until ``resume()``; running bodies carry on."""
-        if not self._paused:
-            self._paused = True
+        if not self._run.paused:
+            self._run.paused = True
             self._emit_own("coordinator.paused")
 
     def resume(self) -> None:
         """Start items again after ``pause()``."""
-        if self._paused:
-            self._paused = False
+        if self._run.paused:
+            self._run.paused = False
             self._emit_own("coordinator.resumed")
-            self._top_up()
+            self._run.top_up()
 
     def set_max_concurrency(self, value: int) -> None:
         """Change how many bodies may run at once; bodies running above a lower limit finish first.
@@ -460,7 +310,7 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"max concurrency must be an int >= 1, got {value!r}")
         self._pool.set_limit(value)  # a woken worker above the limit exits
-        self._top_up()
+        self._run.top_up()
 
     @property
     def current_max_concurrency(self) -> int:
@@ -507,38 +357,27 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
     @property
     def is_completed(self) -> bool:
         """Whether intake has stopped."""
-        return self._completed
+        return self._run.completed
 
     @property
     def is_paused(self) -> bool:
         """Whether the coordinator is paused."""
-        return self._paused
+        return self._run.paused
 
     @property
     def is_cancelled(self) -> bool:
         """Whether ``cancel()`` was called."""
-        return self._cancelled
+        return self._run.cancelled
 
     @property
     def is_drained(self) -> bool:
         """Whether intake has stopped and every accepted item has finished."""
-        return self._completed and not self._pool.active and not len(self._queue)
+        return self._run.is_drained
 
     def get_metrics(self) -> CoordinatorMetrics:
         """All counters at once."""
-        counts = self._counts
-        return CoordinatorMetrics(
-            len(self._queue),
-            self._pool.active,
-            counts.enqueued,
-            counts.completed,
-            counts.failed,
-            counts.skipped,
-            counts.cancelled,
-            self._completed,
-            self._paused,
-            self.is_drained,
-        )
+        run = self._run
+        return self._counts.metrics(len(self._queue), self._pool.active, run.completed, run.paused, run.is_drained)
 
     @property
     def dropped_signal_count(self) -> int:
@@ -558,23 +397,15 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
         return self.options.coordinator_id
 
     def _emit_own(self, signal: str) -> None:
-        self._sink.emit(SignalEvent(signal, self.id, self.options.coordinator_id, self._sink.now()))
+        self._sink.emit(self._sink.make_event(signal, self.options.coordinator_id, operation_id=self.id))
 
     def emit(self, signal: str) -> None:
         """Emit a coordinator-level signal on the sink (key: ``coordinator_id``)."""
         self._emit_own(signal)
 
     def _watch_drain(self, event: SignalEvent[Any]) -> None:
-        if self._completed or not self._drain_on.matches(event.signal):
-            return
         name = self.options.coordinator_id
-        if event.signal == "coordinator.drain.id" and (name is None or event.key != name):
-            return  # a drain by id reaches only the coordinator with that coordinator_id
-        if event.signal == "coordinator.drain.pattern" and (
-            name is None or event.key is None or not compile_pattern(event.key).matches(name)
-        ):
-            return
-        if self._loop is not None:
+        if self._loop is not None and not self._run.completed and drain_requested(event, self._drain_on, name):
             self._loop.call(self.complete)
 
     def now(self) -> datetime:

@@ -43,6 +43,21 @@ class OutcomeCounters:
         self.skipped = 0
         self.cancelled = 0
 
+    def metrics(self, pending: int, active: int, completed: bool, paused: bool, drained: bool) -> CoordinatorMetrics:
+        """These counts with the coordinator's state, as one ``CoordinatorMetrics``."""
+        return CoordinatorMetrics(
+            pending,
+            active,
+            self.enqueued,
+            self.completed,
+            self.failed,
+            self.skipped,
+            self.cancelled,
+            completed,
+            paused,
+            drained,
+        )
+
     @property
     def finished(self) -> int:
         """Items that ended, however."""

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._clock import to_seconds
-from ._matcher import PatternSet
+from ._matcher import PatternSet, compile_pattern
 
 if TYPE_CHECKING:
     from ._events import SignalEvent
     from ._queues import Entry, WorkQueue
     from ._sink import SignalSink
 
-__all__ = ("DEFERRAL_EXPIRED", "Deferral", "Gates", "Verdict")
+__all__ = ("DEFERRAL_EXPIRED", "Deferral", "Gates", "Verdict", "drain_requested")
 
 #: Emitted (key: the defer signal still live) when a deferral's hold runs out and work goes ahead anyway.
 DEFERRAL_EXPIRED = "deferral.expired"
@@ -192,3 +192,18 @@ class Gates:
             self.holding = False
         self.wake()
         return Verdict.RETRY
+
+
+def drain_requested(event: SignalEvent[Any], drain_on: PatternSet, name: str | None) -> bool:
+    """Whether ``event`` asks the coordinator named ``name`` to drain (``drain_on_signals``).
+
+    ``coordinator.drain.id`` reaches only the coordinator whose ``coordinator_id`` is its key, and
+    ``coordinator.drain.pattern`` only those whose ``coordinator_id`` matches its key as a glob.
+    """
+    if not drain_on.matches(event.signal):
+        return False
+    if event.signal == "coordinator.drain.id":
+        return name is not None and event.key == name
+    if event.signal == "coordinator.drain.pattern":
+        return name is not None and event.key is not None and compile_pattern(event.key).matches(name)
+    return True

@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+import anyio
+
 from ._gates import Deferral
 from ._matcher import PatternSet
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from ._priority import PriorityLane
     from ._sink import SignalSink
 
-__all__ = ("Entry", "FifoQueue", "KeyedQueues", "Lane", "LaneQueue", "WorkQueue")
+__all__ = ("Entry", "FifoQueue", "KeyedQueues", "Lane", "LaneQueue", "Room", "WorkQueue")
 
 #: An accepted item waiting to run: (item, operation id, key shown on the operation, group). The group is
 #: the queue's own bookkeeping: the raw key of a keyed queue, the lane (and key) of a lane queue.
@@ -59,6 +61,40 @@ class WorkQueue(Protocol):
             The items they removed (to count as skipped), and how long to hold when all waiting work is
             held back (None: no hold).
         """
+
+
+class Room:
+    """The bound on waiting items: producers wait while ``capacity`` items wait; taking one makes room.
+
+    Args:
+        queue: The queue whose length is bounded.
+        capacity: The most items waiting.
+    """
+
+    __slots__ = ("capacity", "queue", "space")
+
+    def __init__(self, queue: WorkQueue, capacity: int) -> None:
+        self.queue = queue
+        self.capacity = capacity
+        #: Set while a producer waits for room.
+        self.space: anyio.Event | None = None
+
+    def free(self) -> bool:
+        """Whether one more item may wait now."""
+        return len(self.queue) < self.capacity
+
+    async def wait(self) -> None:
+        """Wait until woken (an item was taken or dropped, or intake stopped)."""
+        if self.space is None:
+            self.space = anyio.Event()
+        await self.space.wait()
+
+    def wake(self) -> None:
+        """Wake the producers waiting for room (they look again)."""
+        space = self.space
+        if space is not None:
+            self.space = None
+            space.set()
 
 
 class FifoQueue(deque[Entry]):
