@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import anyio
 import pytest
 
@@ -197,16 +199,22 @@ async def test_default_single_lane() -> None:
     assert done == [0, 1, 2, 3]
 
 
-async def test_keyed_priority_keeps_per_key_order_across_lanes() -> None:
-    """An item never overtakes an earlier item of its key; across keys the higher lane goes first."""
-    order: list[str] = []
-    gate = anyio.Event()
+def recorder(order: list[str], gate: anyio.Event) -> Callable[[tuple[str, str]], Awaitable[None]]:
+    """A body recording ``key:name``; the item named ``blocker`` waits for ``gate`` first."""
 
     async def body(item: tuple[str, str]) -> None:
         if item[1] == "blocker":
             await gate.wait()
         order.append(f"{item[0]}:{item[1]}")
 
+    return body
+
+
+async def test_keyed_priority_keeps_per_key_order_across_lanes() -> None:
+    """An item never overtakes an earlier item of its key; across keys the higher lane goes first."""
+    order: list[str] = []
+    gate = anyio.Event()
+    body = recorder(order, gate)
     options = lanes("high", "low", max_concurrency=1)
     async with PriorityKeyedWorkCoordinator(lambda item: item[0], body, options) as c:
         await c.enqueue(("z", "blocker"), "low")
@@ -233,3 +241,60 @@ async def test_cancel_accounts_for_lanes() -> None:
         c.cancel()
     assert c.total_cancelled == 6 == c.total_enqueued
     assert c.pending_counts == {"a": 0, "b": 0}
+
+
+async def test_keyed_priority_lanes_within_key_reorder_only_each_keys_queue() -> None:
+    """lanes_within_key: keys take turns by arrival; a key's turn starts its item of the highest lane."""
+    order: list[str] = []
+    gate = anyio.Event()
+    body = recorder(order, gate)
+    options = lanes("high", "low", max_concurrency=1)
+    async with PriorityKeyedWorkCoordinator(lambda item: item[0], body, options, lanes_within_key=True) as c:
+        await c.enqueue(("z", "blocker"), "low")
+        await anyio.sleep(0.01)
+        await c.enqueue(("a", "a1"), "low")
+        await c.enqueue(("b", "b1"), "low")
+        await c.enqueue(("a", "a2"), "low")
+        await c.enqueue(("b", "b2"), "low")
+        urgent = await c.enqueue(("b", "b-urgent"), "high")  # takes b's turn, not a's
+        assert c.get_pending_counts_for_key("b") == {"high": 1, "low": 2}
+        assert c.get_pending_counts_for_key("nobody") == {"high": 0, "low": 0}
+        assert c.get_active_count_for_key("z") == 1
+        gate.set()
+    assert order == ["z:blocker", "a:a1", "b:b-urgent", "a:a2", "b:b1", "b:b2"]
+    operation = c.get_operation(urgent)
+    assert operation is not None and operation.status is OperationStatus.COMPLETED
+
+
+async def test_keyed_priority_lanes_within_key_a_held_lane_lets_the_keys_next_lane_go() -> None:
+    """A deferred high lane holds only its items: the key's low items take its turns meanwhile."""
+    sink = SignalSink(clock=anyio.current_time)
+    order: list[str] = []
+
+    async def body(item: tuple[str, str]) -> None:
+        order.append(item[1])
+        await anyio.sleep(1)
+
+    options = lanes(
+        PriorityLane("high", defer_on_signals="db.busy", max_defer_attempts=1000),
+        "low",
+        max_concurrency=1,
+        signals=sink,
+    )
+    async with PriorityKeyedWorkCoordinator(lambda item: item[0], body, options, lanes_within_key=True) as c:
+        sink.emit("db.busy")
+        await c.enqueue(("k", "low-1"), "low")
+        await c.enqueue(("k", "high-1"), "high")
+        await c.enqueue(("k", "low-2"), "low")
+        await anyio.sleep(5)
+        assert order == ["low-1", "low-2"]
+        sink.retract("db.busy")
+    assert order == ["low-1", "low-2", "high-1"]
+
+
+def test_keyed_priority_lanes_within_key_is_a_bool() -> None:
+    async def body(item: int) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="lanes_within_key"):
+        PriorityKeyedWorkCoordinator(str, body, lanes_within_key=1)  # type: ignore[arg-type]

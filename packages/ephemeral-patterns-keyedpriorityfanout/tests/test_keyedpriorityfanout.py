@@ -10,7 +10,7 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ephemeral.core import CoordinatorClosedError
+from ephemeral.core import CoordinatorClosedError, SignalSink
 from ephemeral.core.testing import assert_accounted, output_blocks, run_readme_examples
 from ephemeral.patterns.keyedpriorityfanout import KeyedPriorityFanOut, PendingCounts
 
@@ -298,3 +298,28 @@ def test_readme_example_runs() -> None:
     """The README's example runs as written and prints what the README shows."""
     readme = Path(__file__).parent.parent / "README.md"
     assert run_readme_examples(readme) == output_blocks(readme)[0]
+
+
+async def test_lane_rules_skip_and_hold_one_lane() -> None:
+    """cancel_priority_on skips waiting priority items (counted); defer_normal_on holds normal items only."""
+    sink = SignalSink(clock=anyio.current_time)
+    handler = Handler()
+    async with fanout(
+        handler, max_concurrency=1, sink=sink, cancel_priority_on="user.gone", defer_normal_on="db.busy"
+    ) as f:
+        await f.enqueue(Command("u", "busy", 2.0))
+        await anyio.sleep(0.1)
+        assert await f.enqueue_priority(Command("u", "p0"))
+        await f.enqueue(Command("u", "n0"))
+        sink.emit("user.gone")
+        sink.emit("db.busy")
+        await anyio.sleep(3)
+        assert f.pending_counts == (0, 1)  # p0 skipped; n0 held back
+        sink.retract("user.gone")
+        assert await f.enqueue_priority(Command("u", "p1"))  # the priority lane is not held
+        await anyio.sleep(3)
+        sink.retract("db.busy")
+    assert handler.names("u") == ["busy", "p1", "n0"]
+    metrics = f.get_metrics()
+    assert (metrics.total_skipped, metrics.total_completed) == (1, 3)
+    assert_accounted(f)

@@ -97,6 +97,7 @@ class _LaneControl(CoordinatorBase[T, Any]):
         body: Callable[[T], Awaitable[Any]],
         options: PriorityWorkCoordinatorOptions | None,
         keyed: bool,
+        lanes_within_key: bool = False,
     ) -> None:
         if options is None:
             options = PriorityWorkCoordinatorOptions()
@@ -106,7 +107,9 @@ class _LaneControl(CoordinatorBase[T, Any]):
         super().__init__(
             body,
             options.ephemeral_options,
-            lambda ephemeral: LaneQueue(lanes, ephemeral.max_concurrency_per_key if keyed else None),
+            lambda ephemeral: LaneQueue(
+                lanes, ephemeral.max_concurrency_per_key if keyed else None, lanes_within_key=lanes_within_key
+            ),
         )
         self.priority_options = options
         self._lanes: LaneQueue = self._queue  # type: ignore[assignment]
@@ -185,10 +188,20 @@ class PriorityWorkCoordinator(_LaneControl[T]):
 
 
 class PriorityKeyedWorkCoordinator(_LaneControl[T], Generic[T, K]):
-    """Priority lanes over keyed work: per-key order holds across lanes.
+    """Priority lanes over keyed work, up to ``max_concurrency_per_key`` of a key at once.
 
-    An item never overtakes an earlier item of its own key, whatever their lanes; among keys, the
-    one whose next item is in the highest lane goes first (then arrival order).
+    By default per-key order holds across lanes: an item never overtakes an earlier item of its own
+    key, whatever their lanes; among keys, the one whose next item is in the highest lane goes first
+    (then arrival order). With ``lanes_within_key=True`` lanes order each key's own queue instead: keys
+    take turns by the arrival of their work, as in ``EphemeralKeyedWorkCoordinator``, and a key's turn
+    starts its oldest item of the highest lane that is open (not held by a defer signal, below its
+    limit), so priority never moves one key ahead of another.
+
+    Args:
+        key_selector: Maps an item to its key.
+        body: ``async def body(item)``.
+        options: The lanes, highest priority first, and the coordinator's options.
+        lanes_within_key: Order lanes within each key rather than across keys.
     """
 
     def __init__(
@@ -196,11 +209,23 @@ class PriorityKeyedWorkCoordinator(_LaneControl[T], Generic[T, K]):
         key_selector: Callable[[T], K],
         body: Callable[[T], Awaitable[Any]],
         options: PriorityWorkCoordinatorOptions | None = None,
+        *,
+        lanes_within_key: bool = False,
     ) -> None:
         if not callable(key_selector):
             raise TypeError(f"key_selector must be callable, got {key_selector!r}")
-        super().__init__(body, options, keyed=True)
+        if not isinstance(lanes_within_key, bool):
+            raise TypeError(f"lanes_within_key must be a bool, got {lanes_within_key!r}")
+        super().__init__(body, options, keyed=True, lanes_within_key=lanes_within_key)
         self._key_selector = key_selector
+
+    def get_pending_counts_for_key(self, key: K) -> dict[str, int]:
+        """Items of ``key`` waiting, per lane (highest priority first)."""
+        return dict(zip(self.lanes, self._lanes.waiting_for(key), strict=True))
+
+    def get_active_count_for_key(self, key: K) -> int:
+        """Items of ``key`` running."""
+        return self._lanes.running_for(key)
 
     async def enqueue(self, item: T, lane: str | None = None) -> int:
         """Accept ``item`` into ``lane`` under its key; ``REFUSED`` (falsy) when the lane is at ``max_depth``."""

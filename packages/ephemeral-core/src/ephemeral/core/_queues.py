@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -137,7 +137,19 @@ class KeyedQueues:
     number of active keys, not the number of keys ever seen.
     """
 
-    __slots__ = ("_fair", "_heap", "_key_of", "_queues", "_rank", "_ready", "_ring", "_running", "per_key", "size")
+    __slots__ = (
+        "_fair",
+        "_heap",
+        "_key_of",
+        "_new_queue",
+        "_queues",
+        "_rank",
+        "_ready",
+        "_ring",
+        "_running",
+        "per_key",
+        "size",
+    )
 
     #: A body finished: ``release(group)`` frees its key's slot.
     tracks_release = True
@@ -148,17 +160,21 @@ class KeyedQueues:
         per_key: int,
         *,
         fair: bool = False,
-        rank: Callable[[Entry], Any] | None = None,
+        rank: Callable[[Any], Any] | None = None,
         key_of: Callable[[Entry], Any] | None = None,
+        new_queue: Callable[[], Any] = deque,
     ) -> None:
         self.per_key = per_key
         self._fair = fair
-        self._rank: Callable[[Entry], Any] = rank if rank is not None else (lambda entry: entry[1])
+        #: A key's place among the ready keys, from its queue (default: its head item's arrival).
+        self._rank: Callable[[Any], Any] = rank if rank is not None else (lambda queue: queue[0][1])
         self._key_of: Callable[[Entry], Any] = key_of if key_of is not None else (lambda entry: entry[3])
+        #: A key's own queue: a deque, or anything with ``append``, ``popleft``, ``[0]``, ``len`` and iteration.
+        self._new_queue = new_queue
         self._queues: dict[Any, deque[Entry]] = {}
         self._running: dict[Any, int] = {}
         self._ready: set[Any] = set()
-        self._heap: list[tuple[Any, int, Any]] = []
+        self._heap: list[tuple[Any, Any]] = []
         self._ring: deque[Any] = deque()
         self.size = 0
 
@@ -166,6 +182,10 @@ class KeyedQueues:
         """Items of ``key`` waiting."""
         queue = self._queues.get(key)
         return 0 if queue is None else len(queue)
+
+    def queue_of(self, key: Any) -> Any:
+        """The queue of ``key`` (None when nothing of it waits)."""
+        return self._queues.get(key)
 
     def running_for(self, key: Any) -> int:
         """Items of ``key`` running."""
@@ -206,15 +226,14 @@ class KeyedQueues:
         if self._fair:
             self._ring.append(key)
         else:
-            head = queue[0]
-            heapq.heappush(self._heap, (self._rank(head), head[1], key))
+            heapq.heappush(self._heap, (self._rank(queue), key))
 
     def push(self, entry: Entry) -> None:
         """Queue an accepted item under its key."""
         key = self._key_of(entry)
         queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[key] = deque()
+            queue = self._queues[key] = self._new_queue()
         queue.append(entry)
         self.size += 1
         self._mark_ready(key)
@@ -230,7 +249,7 @@ class KeyedQueues:
             else:
                 if not self._heap:
                     break
-                key = heapq.heappop(self._heap)[2]
+                key = heapq.heappop(self._heap)[1]
             if allowed is not None and not allowed(self._queues[key][0]):
                 skipped.append(key)
                 continue
@@ -240,8 +259,7 @@ class KeyedQueues:
             self._ring.extendleft(reversed(skipped))
         else:
             for key in skipped:
-                head = self._queues[key][0]
-                heapq.heappush(self._heap, (self._rank(head), head[1], key))
+                heapq.heappush(self._heap, (self._rank(self._queues[key]), key))
         return found
 
     def take(self, allowed: Callable[[Entry], bool] | None = None) -> Entry | None:
@@ -272,8 +290,9 @@ class KeyedQueues:
         """Remove the waiting items matching ``predicate``, oldest first (running counts stay)."""
         removed: list[Entry] = []
         for key, queue in list(self._queues.items()):
-            kept = deque(entry for entry in queue if not predicate(entry))
-            removed.extend(entry for entry in queue if predicate(entry))
+            kept = self._new_queue()
+            for entry in queue:
+                (removed if predicate(entry) else kept).append(entry)
             if kept:
                 self._queues[key] = kept
             else:
@@ -322,23 +341,99 @@ class Lane:
         return self.max_depth is not None and self.waiting >= self.max_depth
 
 
+class KeyLanes:
+    """One key's waiting items in lanes (``LaneQueue(lanes_within_key=True)``).
+
+    The item the key starts next is the head of its highest open lane (a lane held by a defer signal,
+    or at its limit, lets the next lane's items go). The key's place among the keys is the arrival of
+    its oldest item not yet served: each arrival reserves a turn of the key, and the lanes only choose
+    which of the key's items fills the turn, so a priority item jumps its own key's queue and only that.
+    """
+
+    __slots__ = ("arrivals", "fifos", "lanes")
+
+    def __init__(self, lanes: Sequence[Lane]) -> None:
+        self.lanes = lanes
+        self.fifos: list[deque[Entry]] = [deque() for _ in lanes]
+        self.arrivals: deque[int] = deque()
+
+    def __len__(self) -> int:
+        return len(self.arrivals)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(sorted((entry for fifo in self.fifos for entry in fifo), key=lambda entry: entry[1]))
+
+    def append(self, entry: Entry) -> None:
+        """Queue an item in its lane (the entry's group is ``(lane index, key)``)."""
+        self.fifos[entry[3][0]].append(entry)
+        self.arrivals.append(entry[1])
+
+    def _next(self) -> deque[Entry]:
+        """The highest open lane with items, else the highest lane with items (the key is not ready then)."""
+        first: deque[Entry] | None = None
+        for lane, fifo in zip(self.lanes, self.fifos, strict=True):
+            if fifo:
+                if lane.open():
+                    return fifo
+                if first is None:
+                    first = fifo
+        if first is None:
+            raise IndexError("no item waits")
+        return first
+
+    def __getitem__(self, index: int) -> Entry:
+        """The item the key would start now (only index 0)."""
+        if index != 0:
+            raise IndexError(index)
+        return self._next()[0]
+
+    def popleft(self) -> Entry:
+        """Remove the item the key starts now; its turn is the oldest one reserved."""
+        self.arrivals.popleft()
+        return self._next().popleft()
+
+    def counts(self) -> list[int]:
+        """Items waiting per lane."""
+        return [len(fifo) for fifo in self.fifos]
+
+
 class LaneQueue:
     """Priority lanes: at every dispatch the highest lane with a startable item goes first.
 
     Without ``per_key`` each lane is a FIFO and an entry's group is its lane index. With ``per_key``
-    items are keyed across lanes (group ``(lane index, key)``): an item never overtakes an earlier item
-    of its own key, and among keys the one whose next item is in the highest lane goes first.
+    items are keyed (group ``(lane index, key)``), at most ``per_key`` of a key running at once, in
+    one of two orders:
+
+    - across lanes (default): an item never overtakes an earlier item of its own key, and among keys
+      the one whose next item is in the highest lane goes first;
+    - ``lanes_within_key=True``: keys take turns by the arrival of their work, as in a keyed queue, and
+      a key's turn starts its item of the highest open lane (``KeyLanes``): priority reorders each
+      key's own queue and nothing else.
     """
 
     tracks_release = True
 
-    def __init__(self, lanes: Sequence[PriorityLane], per_key: int | None = None) -> None:
+    def __init__(
+        self, lanes: Sequence[PriorityLane], per_key: int | None = None, *, lanes_within_key: bool = False
+    ) -> None:
+        if lanes_within_key and per_key is None:
+            raise ValueError("lanes_within_key needs keyed lanes (per_key)")
         self.lanes = [Lane(index, lane) for index, lane in enumerate(lanes)]
         self.by_name = {lane.name: lane for lane in self.lanes}
         self.gated = any(lane.cancel_on or lane.deferral for lane in self.lanes)
         self.keyed = per_key is not None
+        self.lanes_within_key = lanes_within_key
         self._fifos: list[deque[Entry]] = [deque() for _ in self.lanes]
-        self._keys = KeyedQueues(per_key or 1, rank=lambda entry: entry[3][0], key_of=lambda entry: entry[3][1])
+        key_of: Callable[[Entry], Any] = lambda entry: entry[3][1]  # noqa: E731
+        if lanes_within_key:
+            self._keys = KeyedQueues(
+                per_key or 1,
+                rank=lambda queue: queue.arrivals[0],
+                key_of=key_of,
+                new_queue=lambda: KeyLanes(self.lanes),
+            )
+        else:
+            self._keys = KeyedQueues(per_key or 1, rank=lambda queue: (queue[0][3][0], queue[0][1]), key_of=key_of)
         self._sink: SignalSink | None = None
         self._clock: Callable[[], float] | None = None
 
@@ -386,6 +481,23 @@ class LaneQueue:
             lane.waiting -= 1
             lane.running += 1
         return entry
+
+    def running_for(self, key: Any) -> int:
+        """Items of ``key`` running (keyed lanes only)."""
+        return self._keys.running_for(key)
+
+    def waiting_for(self, key: Any) -> list[int]:
+        """Items of ``key`` waiting, per lane (keyed lanes only)."""
+        queue = self._keys.queue_of(key)
+        if queue is None:
+            return [0] * len(self.lanes)
+        if self.lanes_within_key:
+            counts: list[int] = queue.counts()
+            return counts
+        counts = [0] * len(self.lanes)
+        for entry in queue:
+            counts[entry[3][0]] += 1
+        return counts
 
     def ready(self) -> int:
         """How many waiting items could start now."""

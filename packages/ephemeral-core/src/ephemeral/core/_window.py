@@ -123,7 +123,7 @@ class OperationWindow:
             if len(finished) > self._room:
                 oldest = finished.popleft()
                 self._trimmed = oldest.sequence
-                if oldest.has_signals or self.finalized.handlers:
+                if oldest._signals or self.finalized.handlers:  # the attribute, not has_signals: once per item
                     self.finalize(oldest)  # nothing to echo or tell otherwise
         if self.on_retire is not None:
             self.on_retire(operation)

@@ -221,8 +221,9 @@ class Dispatcher:
         if self.pool.tg is not None:
             self.pool.tg.cancel_scope.cancel()
 
-    def accepted(self) -> None:
-        """An item was queued: count it and make sure a worker is awake for it."""
+    def accept(self, entry: Entry) -> None:
+        """Queue an accepted item, count it, and make sure a worker is awake for it."""
+        self.queue.push(entry)
         self.counts.enqueued += 1
         pool = self.pool
         if pool.workers - pool.active - len(pool.lot) <= 0:

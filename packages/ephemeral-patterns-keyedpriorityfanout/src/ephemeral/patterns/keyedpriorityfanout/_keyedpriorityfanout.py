@@ -1,13 +1,19 @@
-"""KeyedPriorityFanOut: a priority lane per key over core's keyed coordinator."""
+"""KeyedPriorityFanOut: a priority lane within each key, over core's keyed priority coordinator."""
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Generic, NamedTuple, TypeVar
 
-from ephemeral.core import CoordinatorMetrics, EphemeralKeyedWorkCoordinator, EphemeralOptions, SignalSink
-from ephemeral.core.lowlevel import AtomBase, check_async_callable, check_int
+from ephemeral.core import (
+    CoordinatorMetrics,
+    EphemeralOptions,
+    PriorityKeyedWorkCoordinator,
+    PriorityLane,
+    PriorityWorkCoordinatorOptions,
+    SignalSink,
+)
+from ephemeral.core.lowlevel import AtomBase, check_int
 
 __all__ = ("KeyedPriorityFanOut", "PendingCounts")
 
@@ -22,7 +28,7 @@ class PendingCounts(NamedTuple):
     normal: int
 
 
-class KeyedPriorityFanOut(AtomBase[EphemeralKeyedWorkCoordinator[K, K]], Generic[K, T]):
+class KeyedPriorityFanOut(AtomBase[PriorityKeyedWorkCoordinator[T, K]], Generic[K, T]):
     """Keyed work with a priority lane: a priority item runs before every waiting normal item of its key.
 
     Each key (``key_selector(item)``) has two queues, priority and normal. When the key may start an
@@ -36,8 +42,14 @@ class KeyedPriorityFanOut(AtomBase[EphemeralKeyedWorkCoordinator[K, K]], Generic
     ``enqueue_priority`` returns False, accepting nothing, while ``max_priority_depth`` priority items
     wait (over every key). At most ``max_pending`` items wait in all; beyond that both ``enqueue``
     calls wait. Use it as an async context manager; leaving the block drains it, an exception cancels
-    what waits. Every accepted item ends completed, failed or cancelled:
-    ``total_completed + total_failed + total_cancelled == total_enqueued`` once closed.
+    what waits. Each lane may skip its waiting items while a signal is live (``cancel_priority_on``,
+    ``cancel_normal_on``; counted in ``total_skipped``) or hold them back (``defer_priority_on``,
+    ``defer_normal_on``: a held priority lane lets the key's normal items go). Every accepted item ends
+    completed, failed, skipped or cancelled:
+    ``total_completed + total_failed + total_skipped + total_cancelled == total_enqueued`` once closed.
+
+    It is ``PriorityKeyedWorkCoordinator`` with two lanes, ``priority`` and ``normal``, ordered within
+    each key (``lanes_within_key=True``).
 
     Args:
         key_selector: Maps an item to its key.
@@ -47,6 +59,10 @@ class KeyedPriorityFanOut(AtomBase[EphemeralKeyedWorkCoordinator[K, K]], Generic
         sink: A shared sink for the operations' signals (None: a private one).
         max_priority_depth: The most priority items waiting (None: no limit but ``max_pending``).
         max_pending: How many accepted items may wait, both lanes together, before enqueueing waits.
+        cancel_priority_on: While a matching signal is live, waiting priority items are skipped.
+        defer_priority_on: While a matching signal is live, priority items are held back.
+        cancel_normal_on: While a matching signal is live, waiting normal items are skipped.
+        defer_normal_on: While a matching signal is live, normal items are held back.
 
     Raises:
         TypeError: ``key_selector`` or ``body`` is not callable, or a limit is not an int.
@@ -70,76 +86,43 @@ class KeyedPriorityFanOut(AtomBase[EphemeralKeyedWorkCoordinator[K, K]], Generic
         sink: SignalSink | None = None,
         max_priority_depth: int | None = None,
         max_pending: int = 1000,
+        cancel_priority_on: Iterable[str] | str | None = None,
+        defer_priority_on: Iterable[str] | str | None = None,
+        cancel_normal_on: Iterable[str] | str | None = None,
+        defer_normal_on: Iterable[str] | str | None = None,
     ) -> None:
-        if not callable(key_selector):
-            raise TypeError(f"key_selector must be callable, got {key_selector!r}")
-        check_async_callable(body, "body")
-        check_int(max_concurrency, "max_concurrency")
         check_int(per_key_concurrency, "per_key_concurrency")
         check_int(max_pending, "max_pending")
         if max_priority_depth is not None:
             check_int(max_priority_depth, "max_priority_depth")
-        if per_key_concurrency > max_concurrency:
+        if check_int(max_concurrency, "max_concurrency") < per_key_concurrency:
             raise ValueError(
                 f"per_key_concurrency ({per_key_concurrency}) must not exceed max_concurrency ({max_concurrency})"
             )
-        self._key_selector = key_selector
-        self._body = body
-        self.max_priority_depth = max_priority_depth
-        # Per key: (priority queue, normal queue). The coordinator queues one token (the key) per item and
-        # keeps the limits and per-key order of tokens; which item a token runs is chosen when it starts.
-        self._queues: dict[K, tuple[deque[T], deque[T]]] = {}
-        self._priority = 0
-        self._normal = 0
-        self._reserved = 0
+        lanes = (
+            PriorityLane(
+                "priority",
+                max_depth=max_priority_depth,
+                cancel_on_signals=cancel_priority_on,
+                defer_on_signals=defer_priority_on,
+            ),
+            PriorityLane("normal", cancel_on_signals=cancel_normal_on, defer_on_signals=defer_normal_on),
+        )
         options = EphemeralOptions(
             max_concurrency=max_concurrency,
             max_concurrency_per_key=per_key_concurrency,
             max_tracked_operations=max_pending,
             signals=sink,
         )
-        coordinator: EphemeralKeyedWorkCoordinator[K, K] = EphemeralKeyedWorkCoordinator(
-            lambda key: key, self._run, options
+        super().__init__(
+            PriorityKeyedWorkCoordinator(
+                key_selector,
+                body,
+                PriorityWorkCoordinatorOptions(lanes=lanes, ephemeral_options=options),
+                lanes_within_key=True,
+            )
         )
-        super().__init__(coordinator)
-
-    def _on_error_exit(self) -> None:
-        super()._on_error_exit()
-        self._forget_waiting()
-
-    def _forget_waiting(self) -> None:
-        """Items whose tokens were cancelled never start: drop them (the coordinator counted them cancelled)."""
-        if self.coordinator.is_cancelled and self._queues:
-            self._queues.clear()
-            self._priority = self._normal = 0
-
-    async def _run(self, key: K) -> None:
-        priority, normal = self._queues[key]
-        if priority:
-            item = priority.popleft()
-            self._priority -= 1
-        else:
-            item = normal.popleft()
-            self._normal -= 1
-        if not priority and not normal:
-            del self._queues[key]
-        await self._body(item)
-
-    def _queue(self, key: K, item: T, lane: int) -> None:
-        # Called right after the coordinator accepted the key's token, with no await in between, so the
-        # token cannot have started yet: it will find this item.
-        queues = self._queues.get(key)
-        if queues is None:
-            queues = self._queues[key] = (deque(), deque())
-        queues[lane].append(item)
-        if lane:
-            self._normal += 1
-        else:
-            self._priority += 1
-
-    def _priority_full(self) -> bool:
-        depth = self.max_priority_depth
-        return depth is not None and self._priority + self._reserved >= depth
+        self.max_priority_depth = max_priority_depth
 
     async def enqueue(self, item: T) -> int:
         """Queue ``item`` in its key's normal lane, waiting while ``max_pending`` items wait.
@@ -150,10 +133,7 @@ class KeyedPriorityFanOut(AtomBase[EphemeralKeyedWorkCoordinator[K, K]], Generic
         Raises:
             CoordinatorClosedError: The fan-out was drained or cancelled; the item was not accepted.
         """
-        key = self._key_selector(item)
-        operation_id = await self.coordinator.enqueue(key)
-        self._queue(key, item, 1)
-        return operation_id
+        return await self.coordinator.enqueue(item, "normal")
 
     async def enqueue_priority(self, item: T) -> bool:
         """Queue ``item`` in its key's priority lane, ahead of the key's waiting normal items.
@@ -165,38 +145,21 @@ class KeyedPriorityFanOut(AtomBase[EphemeralKeyedWorkCoordinator[K, K]], Generic
         Raises:
             CoordinatorClosedError: The fan-out was drained or cancelled; the item was not accepted.
         """
-        if self._priority_full():
-            return False
-        key = self._key_selector(item)
-        self._reserved += 1
-        try:
-            await self.coordinator.enqueue(key)
-        finally:
-            self._reserved -= 1
-        self._queue(key, item, 0)
-        return True
+        return bool(await self.coordinator.enqueue(item, "priority"))
 
     def try_enqueue(self, item: T, *, priority: bool = False) -> bool:
         """Queue ``item`` (in the priority lane with ``priority=True``) if it can wait right now; else False."""
-        if priority and self._priority_full():
-            return False
-        key = self._key_selector(item)
-        if not self.coordinator.try_enqueue(key):
-            return False
-        self._queue(key, item, 0 if priority else 1)
-        return True
+        return self.coordinator.try_enqueue(item, "priority" if priority else "normal")
 
     @property
     def pending_counts(self) -> PendingCounts:
         """Items accepted and not started, per lane."""
-        self._forget_waiting()  # a cancellation may have reached the coordinator from outside
-        return PendingCounts(self._priority, self._normal)
+        return PendingCounts(*self.coordinator.pending_counts.values())
 
     @property
     def pending_count(self) -> int:
         """Items accepted and not started, both lanes."""
-        self._forget_waiting()
-        return self._priority + self._normal
+        return self.coordinator.pending_count
 
     @property
     def active_count(self) -> int:
@@ -205,8 +168,7 @@ class KeyedPriorityFanOut(AtomBase[EphemeralKeyedWorkCoordinator[K, K]], Generic
 
     def get_pending_counts_for_key(self, key: K) -> PendingCounts:
         """Items of ``key`` accepted and not started, per lane."""
-        queues = self._queues.get(key)
-        return PendingCounts(0, 0) if queues is None else PendingCounts(len(queues[0]), len(queues[1]))
+        return PendingCounts(*self.coordinator.get_pending_counts_for_key(key).values())
 
     def get_metrics(self) -> CoordinatorMetrics:
         """Every counter at once: ``total_enqueued``, ``total_completed``, ``total_failed``, ``total_cancelled``, ..."""
@@ -215,4 +177,3 @@ class KeyedPriorityFanOut(AtomBase[EphemeralKeyedWorkCoordinator[K, K]], Generic
     def cancel(self) -> None:
         """Refuse new items, cancel waiting ones and interrupt running bodies (counted as cancelled)."""
         self.coordinator.cancel()
-        self._forget_waiting()
