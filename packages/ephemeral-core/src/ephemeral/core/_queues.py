@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._priority import PriorityLane
     from ._sink import SignalSink
 
-__all__ = ("Entry", "FifoQueue", "KeyedQueues", "Lane", "LaneQueue", "Room", "WorkQueue")
+__all__ = ("Entry", "FifoQueue", "KeyLanes", "KeyedQueues", "Lane", "LaneQueue", "Room", "WorkQueue")
 
 #: An accepted item waiting to run: (item, operation id, key shown on the operation, group). The group is
 #: the queue's own bookkeeping: the raw key of a keyed queue, the lane (and key) of a lane queue.

@@ -51,14 +51,16 @@ from ._queues import (
     Entry as Entry,
     FifoQueue as FifoQueue,
     KeyedQueues as KeyedQueues,
+    KeyLanes as KeyLanes,
     Lane as Lane,
     LaneQueue as LaneQueue,
+    Room as Room,
     WorkQueue as WorkQueue,
 )
 from ._sink import next_id as next_id
 from ._wakeup import Wakeup as Wakeup, sleep as sleep, sleep_time as sleep_time, time_until as time_until
 from ._window import OperationWindow as OperationWindow, WindowViews as WindowViews
-from ._workers import ParkingLot as ParkingLot, WorkerPool as WorkerPool
+from ._workers import Dispatcher as Dispatcher, ParkingLot as ParkingLot, WorkerPool as WorkerPool
 
 __all__ = (
     "RETRY_HINT_COMMANDS",
@@ -69,11 +71,13 @@ __all__ = (
     "BoundedMap",
     "CoordinatorBase",
     "Deferral",
+    "Dispatcher",
     "Entry",
     "EventHook",
     "FifoQueue",
     "FlushBuffer",
     "Gates",
+    "KeyLanes",
     "KeyedQueues",
     "Lane",
     "LaneQueue",
@@ -85,6 +89,7 @@ __all__ = (
     "PatternIndex",
     "PersistAtom",
     "Refused",
+    "Room",
     "TaskGroupOwner",
     "TimeBase",
     "Verdict",
