@@ -27,6 +27,30 @@ def clocked_sink() -> SignalSink:
     return SignalSink(clock=anyio.current_time)
 
 
+def update_gated(sink: SignalSink, ran: list[int]) -> EphemeralWorkCoordinator[int]:
+    """One item at a time into ``ran``, deferred by ``update.in-progress`` until ``update.done``."""
+
+    async def body(item: int) -> None:
+        ran.append(item)
+
+    options = EphemeralOptions(
+        signals=sink, defer_on_signals={"update.in-progress"}, resume_on_signals={"update.done"}, max_concurrency=1
+    )
+    return EphemeralWorkCoordinator(body, options)
+
+
+def busy_deferred(sink: SignalSink, started: list[float], interval: float) -> EphemeralWorkCoordinator[int]:
+    """One item at a time, its start time into ``started``, deferred by ``busy`` at most 4 x ``interval``."""
+
+    async def body(item: int) -> None:
+        started.append(anyio.current_time())
+
+    options = EphemeralOptions(
+        signals=sink, defer_on_signals={"busy"}, defer_check_interval=interval, max_defer_attempts=4, max_concurrency=1
+    )
+    return EphemeralWorkCoordinator(body, options)
+
+
 async def test_cancel_on_signals_skips_items_while_the_signal_is_live() -> None:
     """Items reaching the front while a cancel signal is live are skipped and counted, then intake resumes."""
     sink = clocked_sink()
@@ -92,14 +116,7 @@ async def test_resume_signal_overrides_defer() -> None:
     """A live resume signal lets work run although a defer signal is live too."""
     sink = clocked_sink()
     ran: list[int] = []
-
-    async def body(item: int) -> None:
-        ran.append(item)
-
-    options = EphemeralOptions(
-        signals=sink, defer_on_signals={"update.in-progress"}, resume_on_signals={"update.done"}, max_concurrency=1
-    )
-    async with EphemeralWorkCoordinator(body, options) as c:
+    async with update_gated(sink, ran) as c:
         sink.emit("update.in-progress")
         await c.enqueue(1)
         await anyio.sleep(1)
@@ -113,14 +130,7 @@ async def test_deferral_is_bounded_per_episode() -> None:
     """After max_defer_attempts x defer_check_interval, work goes ahead although the signal stays, all of it."""
     sink = clocked_sink()
     started: list[float] = []
-
-    async def body(item: int) -> None:
-        started.append(anyio.current_time())
-
-    options = EphemeralOptions(
-        signals=sink, defer_on_signals={"busy"}, defer_check_interval=0.5, max_defer_attempts=4, max_concurrency=1
-    )
-    async with EphemeralWorkCoordinator(body, options) as c:
+    async with busy_deferred(sink, started, 0.5) as c:
         sink.emit("busy")
         t0 = anyio.current_time()
         for i in range(10):
@@ -389,14 +399,7 @@ async def test_a_spent_deferral_episode_ends_when_the_signal_goes_while_nothing_
     """A spent episode ends at the retract even if no worker looks then: a much later signal holds work again."""
     sink = clocked_sink()
     started: list[float] = []
-
-    async def body(item: int) -> None:
-        started.append(anyio.current_time())
-
-    options = EphemeralOptions(
-        signals=sink, defer_on_signals={"busy"}, defer_check_interval=0.25, max_defer_attempts=4, max_concurrency=1
-    )
-    async with EphemeralWorkCoordinator(body, options) as c:
+    async with busy_deferred(sink, started, 0.25) as c:
         sink.emit("busy")
         await c.enqueue(1)
         await anyio.sleep(2)
@@ -416,14 +419,7 @@ async def test_resume_latest_wins_an_older_resume_signal_does_not_end_a_new_upda
     """A resume signal left from the previous update does not let work through the next one."""
     sink = clocked_sink()
     ran: list[int] = []
-
-    async def body(item: int) -> None:
-        ran.append(item)
-
-    options = EphemeralOptions(
-        signals=sink, defer_on_signals={"update.in-progress"}, resume_on_signals={"update.done"}, max_concurrency=1
-    )
-    async with EphemeralWorkCoordinator(body, options) as c:
+    async with update_gated(sink, ran) as c:
         sink.emit("update.in-progress")
         await c.enqueue(1)
         await anyio.sleep(1)
