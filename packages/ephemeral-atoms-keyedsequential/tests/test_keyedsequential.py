@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from ephemeral.atoms.keyedsequential import KeyedSequentialAtom
 from ephemeral.core import AtomStats, CoordinatorClosedError, SignalSink, current_operation
+from ephemeral.core.testing import ConcurrencyProbe
 
 Item = tuple[str, int]
 
@@ -131,24 +133,18 @@ async def test_a_slow_key_never_blocks_the_others() -> None:
 
 async def test_per_key_concurrency_and_max_concurrency_both_hold() -> None:
     """At most per_key_concurrency items of a key and max_concurrency in all run at once."""
-    per_key: dict[str, int] = {}
-    peaks: dict[str, int] = {}
-    total = peak_total = 0
+    per_key: defaultdict[str, ConcurrencyProbe] = defaultdict(ConcurrencyProbe)
+    total = ConcurrencyProbe()
 
     async def body(item: Item) -> None:
-        nonlocal total, peak_total
-        per_key[item[0]] = per_key.get(item[0], 0) + 1
-        peaks[item[0]] = max(peaks.get(item[0], 0), per_key[item[0]])
-        total += 1
-        peak_total = max(peak_total, total)
-        await anyio.sleep(1)
-        per_key[item[0]] -= 1
-        total -= 1
+        with total, per_key[item[0]]:
+            await anyio.sleep(1)
 
     async with KeyedSequentialAtom(key_of, body, max_concurrency=5, per_key_concurrency=2) as atom:
         for number in range(6):
             for key in "ABC":
                 await atom.enqueue((key, number))
+    peaks, peak_total = {key: probe.peak for key, probe in per_key.items()}, total.peak
     assert peaks == {"A": 2, "B": 2, "C": 2}
     assert peak_total == 5
 

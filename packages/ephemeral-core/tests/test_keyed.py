@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import anyio
 import pytest
 
 from ephemeral.core import EphemeralKeyedWorkCoordinator, EphemeralOptions
+from ephemeral.core.testing import ConcurrencyProbe
 
 Item = tuple[str, int]
 
@@ -71,25 +74,19 @@ async def test_a_slow_key_never_blocks_the_others() -> None:
 
 async def test_per_key_and_global_limits() -> None:
     """max_concurrency_per_key and max_concurrency both hold."""
-    per_key: dict[str, int] = {}
-    peaks: dict[str, int] = {}
-    total = peak_total = 0
+    per_key: defaultdict[str, ConcurrencyProbe] = defaultdict(ConcurrencyProbe)
+    total = ConcurrencyProbe()
 
     async def body(item: Item) -> None:
-        nonlocal total, peak_total
-        per_key[item[0]] = per_key.get(item[0], 0) + 1
-        total += 1
-        peaks[item[0]] = max(peaks.get(item[0], 0), per_key[item[0]])
-        peak_total = max(peak_total, total)
-        await anyio.sleep(1)
-        per_key[item[0]] -= 1
-        total -= 1
+        with total, per_key[item[0]]:
+            await anyio.sleep(1)
 
     options = EphemeralOptions(max_concurrency=5, max_concurrency_per_key=2)
     async with EphemeralKeyedWorkCoordinator(key_of, body, options) as c:
         for i in range(6):
             for key in "ABC":
                 await c.enqueue((key, i))
+    peaks, peak_total = {key: probe.peak for key, probe in per_key.items()}, total.peak
     assert peaks == {"A": 2, "B": 2, "C": 2}
     assert peak_total == 5
 
