@@ -17,6 +17,7 @@ from ephemeral.core.testing import (
     postgres_test_dsn,
     postgres_test_tables,
     python_blocks,
+    run_module_as_script,
     run_postgres_sql,
     run_readme_examples,
 )
@@ -215,3 +216,9 @@ async def test_concurrency_probe_counts_the_calls_running_at_once() -> None:
         raise ValueError("left by an exception")
     assert probe.running == 0
     assert repr(probe) == "ConcurrencyProbe(running=0, peak=3)"
+
+
+def test_run_module_as_script_returns_what_the_module_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "kit_script_example.py").write_text('if __name__ == "__main__":\n    print("ran as a script")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert run_module_as_script("kit_script_example") == "ran as a script\n"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
-import runpy
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import anyio
 import pytest
 
 from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator
-from ephemeral.core.testing import arun_readme_examples, output_blocks
+from ephemeral.core.testing import arun_readme_examples, output_blocks, run_module_as_script
 from ephemeral.patterns.longwindowdemo import LongWindowDemo, LongWindowResult
 
 
@@ -85,10 +82,7 @@ async def test_readme_example() -> None:
 
 
 def test_module_runs_as_a_script() -> None:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        runpy.run_module("ephemeral.patterns.longwindowdemo", run_name="__main__")
-    text = out.getvalue()
+    text = run_module_as_script("ephemeral.patterns.longwindowdemo")
     rows = re.findall(r"^\s*([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)$", text, re.M)
     assert [row[:3] for row in rows] == [
         ("1,000", "1,000", "1,000"),

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import runpy
 from pathlib import Path
 
 import anyio
 import pytest
 
 from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, SignalSink
-from ephemeral.core.testing import arun_readme_examples, output_blocks
+from ephemeral.core.testing import arun_readme_examples, output_blocks, run_module_as_script
 from ephemeral.patterns.signalcoordinatedreads import CoordinatedReadsResult, SignalCoordinatedReads
 
 
@@ -140,10 +137,7 @@ async def test_readme_example() -> None:
 
 
 def test_module_runs_as_a_script() -> None:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        runpy.run_module("ephemeral.patterns.signalcoordinatedreads", run_name="__main__")
-    text = out.getvalue()
+    text = run_module_as_script("ephemeral.patterns.signalcoordinatedreads")
     assert "update 0 starts: emits update.in-progress, new reads wait" in text
     assert "Reads: 10, Updates: 1" in text
     assert "Reads started while the update ran: 0" in text

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import runpy
 from pathlib import Path
 
 import anyio
 import pytest
 
-from ephemeral.core.testing import arun_readme_examples, output_blocks
+from ephemeral.core.testing import arun_readme_examples, output_blocks, run_module_as_script
 from ephemeral.patterns.signalreactionshowcase import SignalReactionShowcase
 
 
@@ -69,10 +66,7 @@ async def test_readme_example() -> None:
 
 
 def test_module_runs_as_a_script() -> None:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        runpy.run_module("ephemeral.patterns.signalreactionshowcase", run_name="__main__")
-    text = out.getvalue()
+    text = run_module_as_script("ephemeral.patterns.signalreactionshowcase")
     assert "the dispatcher's stage.done:* handler ran 8 times" in text
     assert "maintenance.pause is retracted: all 8 ran." in text
     assert "18 signals went through the sink, in this order:" in text

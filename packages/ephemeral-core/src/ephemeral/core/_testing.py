@@ -7,6 +7,7 @@ import inspect
 import io
 import os
 import re
+import runpy
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -28,6 +29,7 @@ __all__ = (
     "postgres_test_dsn",
     "postgres_test_tables",
     "python_blocks",
+    "run_module_as_script",
     "run_postgres_sql",
     "run_readme_examples",
 )
@@ -248,6 +250,13 @@ async def arun_readme_examples(
         _check_printed(example, source, out.getvalue())
         printed.append(out.getvalue())
     return "".join(printed)
+
+
+def run_module_as_script(name: str) -> str:
+    """Run the module ``name`` as ``python -m name`` would, in this process; return what it printed."""
+    with _capturing(None) as out:
+        runpy.run_module(name, run_name="__main__")
+    return out.getvalue()
 
 
 # -- accounting -----------------------------------------------------------------------------------

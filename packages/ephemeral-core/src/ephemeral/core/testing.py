@@ -7,6 +7,7 @@
 * ``python_blocks``/``output_blocks``, ``run_readme_examples`` and ``arun_readme_examples``: run every
   ```python block of a README, in order and in one namespace, and return what they printed; an example
   that promises output (it calls ``print`` or the README shows its output) and prints nothing fails.
+  ``run_module_as_script``: what ``python -m module`` prints, run in this process.
 * ``assert_accounted``: every item a coordinator or atom accepted was completed, failed, skipped or
   cancelled, and nothing is left pending or running.
 * ``assert_lifecycle_faults``: an object owning background tasks keeps the fault rules: an exception
@@ -33,6 +34,7 @@ from ._testing import (
     postgres_test_dsn as postgres_test_dsn,
     postgres_test_tables as postgres_test_tables,
     python_blocks as python_blocks,
+    run_module_as_script as run_module_as_script,
     run_postgres_sql as run_postgres_sql,
     run_readme_examples as run_readme_examples,
 )
@@ -48,6 +50,7 @@ __all__ = (
     "postgres_test_dsn",
     "postgres_test_tables",
     "python_blocks",
+    "run_module_as_script",
     "run_postgres_sql",
     "run_readme_examples",
 )
