@@ -127,7 +127,7 @@ class TaskGroupOwner(AsyncContextManagerMixin):
             try:
                 await self._on_enter(tg)
             except BaseException:
-                self._finish()
+                self._owner_close()
                 raise
             try:
                 yield self
@@ -136,9 +136,9 @@ class TaskGroupOwner(AsyncContextManagerMixin):
                 self._on_error_exit()
                 raise
             finally:
-                self._finish()
+                self._owner_close()
 
-    def _finish(self) -> None:
+    def _owner_close(self) -> None:
         self._owner_state = 2
         self._on_close()
 

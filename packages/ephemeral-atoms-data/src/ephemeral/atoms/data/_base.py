@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from functools import partial
-from types import TracebackType
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import anyio
+from anyio.abc import TaskGroup
 
 from ephemeral.core import (
     AtomStats,
@@ -22,7 +23,14 @@ from ephemeral.core import (
     Subscription,
     TypedSignalSink,
 )
-from ephemeral.core.lowlevel import BackoffPolicy, LoopBinding, Wakeup, close_task_group, open_task_group, to_seconds
+from ephemeral.core.lowlevel import (
+    BackoffPolicy,
+    LoopBinding,
+    TaskGroupOwner,
+    Wakeup,
+    owned_task_group,
+    to_seconds,
+)
 
 from ._config import DataStorageConfig
 from ._serializer import DataSerializer, JsonSerializer
@@ -34,7 +42,6 @@ V = TypeVar("V")
 K_contra = TypeVar("K_contra", contravariant=True)
 V_co = TypeVar("V_co")
 R = TypeVar("R")
-_Self = TypeVar("_Self", bound="DataStorageAtomBase[Any, Any]")
 
 _log = logging.getLogger("ephemeral.atoms.data")
 
@@ -138,7 +145,7 @@ class _Batch:
         self.removed = 0
 
 
-class DataStorageAtomBase(Generic[K, V]):
+class DataStorageAtomBase(TaskGroupOwner, Generic[K, V]):
     """The shared machinery of the storage atoms; a backend implements the ``_open`` .. ``_clear`` hooks.
 
     Writes (saves and deletes) go through one writer, in the order they were accepted. The writes that
@@ -190,7 +197,6 @@ class DataStorageAtomBase(Generic[K, V]):
         )
         self._queue: deque[_Batch] = deque()  # batches and clears not yet started, in order
         self._writer_wakeup = Wakeup()  # the writer's sleep while nothing is queued
-        self._task_group: Any = None
         self._closing = False
         self._open_batch: _Batch | None = None  # the newest batch, still taking writes
         self._running: _Batch | None = None
@@ -250,49 +256,36 @@ class DataStorageAtomBase(Generic[K, V]):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def __aenter__(self: _Self) -> _Self:
-        if self._task_group is not None or self._closing:
-            raise RuntimeError(f"a {type(self).__name__} can be entered only once")
+    @asynccontextmanager
+    async def _outer_context(self) -> AsyncIterator[None]:
         await self._open()
         try:
-            self._task_group = task_group = await open_task_group()
-            try:
-                await self._loader.__aenter__()
-            except BaseException as error:
-                await close_task_group(task_group, type(error), error, error.__traceback__)
-                raise
-        except BaseException:
+            # The writer outlives the block: accepted writes are stored even when it failed or was
+            # cancelled (each batch runs shielded, so the writer finishes the queue before it stops).
+            async with owned_task_group() as writer:
+                writer.start_soon(self._writer_loop)
+                try:
+                    async with self._loader:  # loads asked for by signal: drained, or cancelled on error
+                        yield
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self.flush()
+        finally:
+            self._closed = True
             with anyio.CancelScope(shield=True):
                 await self._close()
-            raise
-        task_group.start_soon(self._writer_loop)
+
+    async def _on_enter(self, tg: TaskGroup) -> None:
         self._readers = anyio.CapacityLimiter(self._config.max_concurrency)
         self._subscribe()
         self._emit(f"initialized.data.{self._config.database_name}")
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
+    def _on_close(self) -> None:
         for subscription in self._subscriptions:
             subscription.close()
         self._subscriptions.clear()
         self._closing = True
         self._wake_writer()
-        try:
-            try:
-                await self._loader.__aexit__(exc_type, exc, tb)  # loads asked for by signal: cancelled on error
-            finally:
-                # Accepted writes are stored even when the block failed or was cancelled: each batch runs
-                # shielded, so the writer finishes the queue before it stops.
-                with anyio.CancelScope(shield=True):
-                    await self.flush()
-                await close_task_group(self._task_group, exc_type, exc, tb)
-        finally:
-            self._closed = True
-            with anyio.CancelScope(shield=True):
-                await self._close()
-        return None
 
     @property
     def config(self) -> DataStorageConfig:
@@ -356,7 +349,7 @@ class DataStorageAtomBase(Generic[K, V]):
 
     def _check_open(self) -> None:
         if self._readers is None:
-            raise RuntimeError(f"enter the storage first: `async with {type(self).__name__}(...) as storage:`")
+            raise self._not_entered("storage", "storage")
         if self._closing:
             raise CoordinatorClosedError(f"{type(self).__name__} is closed; no new writes are accepted")
 
@@ -619,7 +612,7 @@ class DataStorageAtomBase(Generic[K, V]):
     async def _reading(self, read: Callable[[], Awaitable[R]], key: str | None) -> R:
         readers = self._readers
         if readers is None:
-            raise RuntimeError(f"enter the storage first: `async with {type(self).__name__}(...) as storage:`")
+            raise self._not_entered("storage", "storage")
         if self._closed:
             raise CoordinatorClosedError(f"{type(self).__name__} is closed")
         try:

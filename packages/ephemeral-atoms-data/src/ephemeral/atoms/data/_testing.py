@@ -6,8 +6,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from ephemeral.core import SignalEvent, SignalSink, TypedSignalSink
+from ephemeral.core.testing import assert_lifecycle_faults
 
 from ._base import DataStorageAtomBase, IDataStorageAtom
 from ._config import DataStorageConfig
@@ -201,6 +203,21 @@ async def _refuses_work_when_closed(check: _Check) -> None:
         raise AssertionError("a closed storage atom must refuse enqueue_save")
 
 
+async def _lifecycle_faults(check: _Check) -> None:
+    """An error or an outer deadline in ``async with`` stores the accepted writes, leaves no task; entered once."""
+
+    async def use(atom: DataStorageAtomBase[str, Any]) -> None:
+        for i in range(20):
+            atom.enqueue_save(f"f{i}", i)
+        await anyio.lowlevel.checkpoint()
+
+    await assert_lifecycle_faults(check.atom, use)
+    async with check.atom() as atom:
+        assert sorted(await atom.list_keys()) == sorted(f"f{i}" for i in range(20))
+        assert await atom.load("f19") == 19
+        await atom.clear()
+
+
 _CHECKS: tuple[Callable[[_Check], Awaitable[None]], ...] = (
     _crud,
     _reads_see_accepted_writes,
@@ -211,6 +228,7 @@ _CHECKS: tuple[Callable[[_Check], Awaitable[None]], ...] = (
     _completion_signals,
     _requests_by_signal,
     _refuses_work_when_closed,
+    _lifecycle_faults,
 )
 
 
@@ -221,7 +239,8 @@ async def check_storage_atom(make_atom: MakeStorageAtom, *, database_name: str =
     count/list_keys/clear; reads see accepted writes; queued writes are batched and the last write to a
     key wins; concurrent saves of one key leave one whole value; unusual keys round-trip; accepted
     writes survive leaving ``async with``; completion signals carry the key; save/load/delete requested
-    by signal; work refused before entering and after leaving.
+    by signal; work refused before entering and after leaving; an exception or an outer deadline in
+    the block stores the accepted writes and leaves no task behind, and an atom is entered once.
 
     Args:
         make_atom: ``make_atom(sink, config)`` returns a new atom on the backend's one store.
