@@ -18,6 +18,7 @@ from ephemeral.attributes import (
     ephemeral_jobs,
 )
 from ephemeral.core import PatternSet, SignalConstraints, SignalEvent, SignalSink
+from ephemeral.core.testing import assert_lifecycle_faults
 
 
 def names(sink: SignalSink, pattern: str | None = None) -> list[str]:
@@ -544,6 +545,35 @@ async def test_an_outer_cancel_counts_invocations_still_in_the_backlog() -> None
         matched=4, started=1, completed=0, failed=0, retried=0, dropped=0, cancelled=4
     )
     assert runner.pending_count == 0 and runner.active_count == 0
+
+
+async def test_lifecycle_faults() -> None:
+    """An error or an outer deadline in the block cancels the jobs and their backlogs (each invocation
+    counted once, as cancelled); a runner is entered once."""
+    made: list[EphemeralSignalJobRunner] = []
+    sink = SignalSink()
+
+    class One:
+        @ephemeral_job("one.*")
+        async def one(self, event: SignalEvent[Any]) -> None:
+            await anyio.sleep(10)
+
+    def make() -> EphemeralSignalJobRunner:
+        options = EphemeralJobRunnerOptions(max_tracked_operations=1)
+        made.append(EphemeralSignalJobRunner(sink, [One()], options))
+        return made[-1]
+
+    async def use(runner: EphemeralSignalJobRunner) -> None:
+        for n in range(4):
+            sink.emit(f"one.{n}")
+        await anyio.sleep(0.1)
+        assert runner.pending_count == 3 and runner.active_count == 1
+
+    await assert_lifecycle_faults(make, use)
+    for runner in made[:2]:
+        assert runner.get_stats() == JobStats(
+            matched=4, started=1, completed=0, failed=0, retried=0, dropped=0, cancelled=4
+        )
 
 
 async def test_a_cancellation_let_out_by_the_body_is_a_failure() -> None:

@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import anyio
 import anyio.lowlevel
@@ -37,10 +36,9 @@ from ephemeral.core import (
 from ephemeral.core.lowlevel import (
     LoopBinding,
     PatternIndex,
+    TaskGroupOwner,
     caused_event,
     check_int,
-    close_task_group,
-    open_task_group,
     to_seconds,
 )
 
@@ -48,7 +46,6 @@ from ._jobs import EphemeralJobDescriptor, EphemeralJobScanner
 
 __all__ = ("EphemeralJobRunnerOptions", "EphemeralSignalJobRunner", "JobStats")
 
-_Self = TypeVar("_Self", bound="EphemeralSignalJobRunner")
 
 #: The causal chain of the invocation whose body is running in this task (or a thread it started):
 #: a signal emitted there is a consequence of the invocation's trigger.
@@ -200,7 +197,7 @@ class _Job:
         return JobStats(self.matched, self.started, self.completed, self.failed, self.retried, self.dropped, cancelled)
 
 
-class EphemeralSignalJobRunner:
+class EphemeralSignalJobRunner(TaskGroupOwner):
     """Runs the ``@ephemeral_job`` methods of ``targets`` whenever a matching signal reaches ``sink``.
 
     Every signal emitted on the sink (from any thread, from a job, from a logging handler) is matched
@@ -268,8 +265,6 @@ class EphemeralSignalJobRunner:
         self._subscription: Subscription | None = None
         self._loop: LoopBinding | None = None
         self._tg: TaskGroup | None = None
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._entered = False
         self._closing = False
         self._awaits_closed = False
         self._cancelled = False
@@ -346,16 +341,12 @@ class EphemeralSignalJobRunner:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def __aenter__(self: _Self) -> _Self:
-        if self._entered:
-            raise RuntimeError("a job runner can be entered only once")
-        self._entered = True
+    @contextlib.asynccontextmanager
+    async def _outer_context(self) -> AsyncIterator[None]:
         self._loop = LoopBinding()
         options = self.options
         gates = {lane: _LaneGate(limit) for lane, limit in self._lanes.items() if limit is not None}
-        stack = contextlib.AsyncExitStack()
-        await stack.__aenter__()
-        try:
+        async with contextlib.AsyncExitStack() as stack:
             names: set[str] = set()
             for descriptor in self._descriptors:
                 name = descriptor.name
@@ -372,15 +363,21 @@ class EphemeralSignalJobRunner:
                     )
                 self._jobs[name] = job
                 self._index.add(descriptor.effective_trigger_signal, job)
-            # Closed first at exit: feeders stop before the coordinators drain or cancel.
-            self._tg = await open_task_group()
-            stack.push_async_exit(self._close_feeders)
-            self._subscription = self._sink.subscribe(self._on_signal)
-        except BaseException as error:
-            await stack.__aexit__(type(error), error, error.__traceback__)
-            raise
-        self._stack = stack
-        return self
+            try:
+                yield
+            finally:  # the feeders have stopped (an outer cancellation leaves through here too)
+                self._cancel_backlogs()
+
+    async def _on_enter(self, tg: TaskGroup) -> None:
+        self._tg = tg  # feeders run here: stopped before the coordinators drain or cancel
+        self._subscription = self._sink.subscribe(self._on_signal)
+
+    async def _on_clean_exit(self) -> None:
+        self._release_waiters()  # waiting for await_signals ends now: their slots go to the next
+        await self._wait_quiet()
+
+    def _on_close(self) -> None:
+        self._stop_listening()  # waiters for await_signals are released too
 
     def _coordinator_for(
         self, job: _Job, name: str
@@ -402,25 +399,6 @@ class EphemeralSignalJobRunner:
         else:
             job.coordinator = EphemeralWorkCoordinator(self._run, options)
         return job.coordinator
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        stack = self._stack
-        if stack is None:
-            raise RuntimeError("this job runner is not running")
-        self._stack = None
-        try:
-            self._release_waiters()  # waiting for await_signals ends now: their slots go to the next
-            if exc_type is None:
-                await self._wait_quiet()
-        except BaseException as error:
-            exc_type, exc, tb = type(error), error, error.__traceback__
-            raise
-        finally:
-            self._stop_listening()
-            await stack.__aexit__(exc_type, exc, tb)
-        return None
 
     async def drain(self) -> None:
         """Wait until every accepted invocation, and whatever it set off, has finished (as leaving does).
@@ -467,18 +445,12 @@ class EphemeralSignalJobRunner:
         self._closing = True
         self._release_waiters()
 
-    async def _close_feeders(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        try:
-            if self._tg is not None:
-                await close_task_group(self._tg, exc_type, exc, tb)
-        finally:  # an outer cancellation re-raised by the task group leaves through here too
-            for job in self._jobs.values():  # invocations never handed to the coordinator
-                job.cancelled += len(job.backlog)
-                self._in_flight -= len(job.backlog)
-                job.backlog.clear()
-        return False
+    def _cancel_backlogs(self) -> None:
+        """Count the invocations never handed to their coordinator as cancelled."""
+        for job in self._jobs.values():
+            job.cancelled += len(job.backlog)
+            self._in_flight -= len(job.backlog)
+            job.backlog.clear()
 
     # -- intake ---------------------------------------------------------------------------------
 
