@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -589,9 +590,9 @@ async def test_cancelled_loader_hands_the_load_to_a_waiter() -> None:
     assert cache.try_get("k") == (True, 2)
 
 
-async def test_invalidate_during_a_load_keeps_its_value_out() -> None:
-    """invalidate() while a load runs: its callers still get the value, but it is not stored."""
-    cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet())
+@asynccontextmanager
+async def half_way_through_a_load(cache: EphemeralLruCache[str, int]) -> AsyncIterator[list[int]]:
+    """Half a second into a 1 s load of ``"k"`` (value 1); the yielded list gets its caller's result on exit."""
     results: list[int] = []
 
     async def get() -> None:
@@ -600,6 +601,13 @@ async def test_invalidate_during_a_load_keeps_its_value_out() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(get)
         await anyio.sleep(0.5)
+        yield results
+
+
+async def test_invalidate_during_a_load_keeps_its_value_out() -> None:
+    """invalidate() while a load runs: its callers still get the value, but it is not stored."""
+    cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet())
+    async with half_way_through_a_load(cache) as results:
         assert cache.invalidate("k") is False  # nothing stored yet, but the load is detached
     assert results == [1]
     assert "k" not in cache
@@ -608,14 +616,7 @@ async def test_invalidate_during_a_load_keeps_its_value_out() -> None:
 async def test_set_during_a_load_wins() -> None:
     """A value set() while a load runs is the one kept; the load's callers still get the loaded value."""
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet())
-    results: list[int] = []
-
-    async def get() -> None:
-        results.append(await cache.get_or_add("k", Loader(1, delay=1.0)))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(get)
-        await anyio.sleep(0.5)
+    async with half_way_through_a_load(cache) as results:
         cache.set("k", 99)
         assert await cache.get_or_add("k", const(0)) == 99  # a new caller hits the set value
     assert results == [1]
@@ -625,9 +626,7 @@ async def test_set_during_a_load_wins() -> None:
 async def test_clear_during_a_load_keeps_its_value_out() -> None:
     """clear() detaches loads in flight too."""
     cache: EphemeralLruCache[str, int] = EphemeralLruCache(quiet())
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(cache.get_or_add, "k", Loader(1, delay=1.0))
-        await anyio.sleep(0.5)
+    async with half_way_through_a_load(cache):
         cache.clear()
     assert len(cache) == 0
 
