@@ -12,7 +12,7 @@ import anyio.to_thread
 from ephemeral.core.lowlevel import to_seconds
 from ephemeral.core.sql import derived_identifier, quote_identifier
 
-from ._store import DurableTask, StoredTask
+from ._store import DurableTask, StoredTask, prepare_or_close
 
 if TYPE_CHECKING:
     import psycopg
@@ -119,11 +119,7 @@ class PostgresTaskStore:
                 " WHERE status IN ('pending', 'running')"
             )
 
-        try:
-            await self._call(prepare)
-        except BaseException:
-            await self.close()
-            raise
+        await prepare_or_close(self, self._call(prepare))
 
     async def close(self) -> None:
         """Close the pool; tasks stay in the table (claims this process held expire with their lease)."""

@@ -14,7 +14,7 @@ import anyio.to_thread
 
 from ephemeral.core.sql import derived_identifier, quote_identifier
 
-from ._store import DurableTask, StoredTask
+from ._store import DurableTask, StoredTask, prepare_or_close
 
 __all__ = ("SqliteTaskStore",)
 
@@ -97,11 +97,7 @@ class SqliteTaskStore:
             conn.execute(f"CREATE INDEX IF NOT EXISTS {self._index} ON {self._table} (status, not_before)")
             conn.execute(f"UPDATE {self._table} SET status = 'pending' WHERE status = 'running'")
 
-        try:
-            await self._call(prepare)
-        except BaseException:
-            await self.close()
-            raise
+        await prepare_or_close(self, self._call(prepare))
 
     async def close(self) -> None:
         """Close the connection; tasks stay in the file."""

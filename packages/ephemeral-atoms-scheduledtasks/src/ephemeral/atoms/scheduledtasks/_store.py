@@ -5,11 +5,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ("DurableTask", "InMemoryTaskStore", "StoredTask", "TaskStore")
+__all__ = ("DurableTask", "InMemoryTaskStore", "StoredTask", "TaskStore", "prepare_or_close")
 
 _UTC = timezone.utc
 
@@ -105,6 +106,15 @@ class TaskStore(Protocol):
 
     async def last_scheduled(self, name: str) -> datetime | None:
         """The latest ``scheduled_at`` stored for schedule ``name``, or None."""
+
+
+async def prepare_or_close(store: TaskStore, prepare: Awaitable[object]) -> None:
+    """Await ``prepare``, the set-up of a store just connected; when it fails, close the store and raise."""
+    try:
+        await prepare
+    except BaseException:
+        await store.close()
+        raise
 
 
 class InMemoryTaskStore:
