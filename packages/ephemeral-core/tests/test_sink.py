@@ -369,6 +369,39 @@ def test_retract_by_name_and_key(sink: SignalSink) -> None:
     assert sink.retract("pause", key="zzz") == 0
 
 
+def test_retract_exact_removes_what_one_reported_retraction_removed(sink: SignalSink) -> None:
+    """retract_exact(name, key, operation_id) applies a reported retraction: a None key is the keyless signal only."""
+    other = SignalSink(max_age=timedelta(days=100_000))  # keeps the fixture's signals from 2025
+    reported: list[SignalRetractedEvent] = []
+    other.subscribe_retracted(reported.append)
+    sink.emit("pause", key="a")
+    sink.emit("pause")
+    for event in sink.sense("pause"):
+        other.restore(event)  # another copy of the window, as a bridge keeps it
+    other.emit("pause", key="b")  # only in the copy
+    told: list[SignalRetractedEvent] = []
+    sink.subscribe_retracted(told.append)
+    (keyless,) = [e for e in sink.sense("pause") if e.key is None]
+    assert sink.retract_exact("pause", None, keyless.operation_id) == 1
+    assert [e.key for e in sink.sense("pause")] == ["a"]
+    assert [(e.signal, e.key, e.operation_id) for e in told] == [("pause", None, keyless.operation_id)]
+    assert other.retract_exact(told[0].signal, told[0].key, told[0].operation_id) == 1
+    assert sorted(e.key or "" for e in other.sense("pause")) == ["a", "b"]  # retract("pause") would leave none
+    assert len(reported) == 1
+    (keyed,) = sink.sense("pause")
+    assert sink.retract_exact("pause", "a", keyed.operation_id + 1) == 0  # another operation's
+    assert sink.retract_exact("pause", "a", keyed.operation_id) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [((1, None, 1), TypeError), (("a", 1, 1), TypeError), (("a", None, "1"), TypeError)],
+)
+def test_retract_exact_checks_its_arguments(sink: SignalSink, args: tuple[Any, ...], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        sink.retract_exact(*args)
+
+
 def test_retract_is_exact_not_a_glob(sink: SignalSink) -> None:
     """retract compares names exactly, so a glob-looking name removes nothing else."""
     sink.emit("error.db")

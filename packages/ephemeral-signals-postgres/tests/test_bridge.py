@@ -228,3 +228,22 @@ async def test_a_second_bridge_of_one_sink_to_the_same_table_is_refused(postgres
                 pass
     async with PostgresSignalBridge(sink, postgres_dsn, table=table):  # free again once the first left
         pass
+
+
+@pytest.mark.real_time
+async def test_a_retraction_removes_on_other_nodes_exactly_what_it_removed_here(postgres_dsn: str, table: str) -> None:
+    a, b = SignalSink(), SignalSink()
+    async with (
+        PostgresSignalBridge(a, postgres_dsn, table=table, subscribe="none.*"),  # a never sees b's signals
+        PostgresSignalBridge(b, postgres_dsn, table=table, publish="none.*"),
+    ):
+        b.emit("pause", "b-own")
+        a.emit("pause")
+        a.emit("pause", "keyed")
+        await wait_for(lambda: b.count("pause") == 3)
+        assert a.retract("pause", "keyed") == 1
+        await wait_for(lambda: b.count("pause") == 2)
+        assert a.retract("pause") == 1  # a's keyless signal: the only one a holds
+        await wait_for(lambda: b.count("pause") == 1)
+        await anyio.sleep(0.2)
+        assert [event.key for event in b.sense("pause")] == ["b-own"]  # not every key of the name

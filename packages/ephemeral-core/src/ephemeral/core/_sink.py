@@ -372,6 +372,21 @@ class SignalSink:
                 )
         return len(doomed)
 
+    def retract_exact(self, signal: str, key: str | None, operation_id: int) -> int:
+        """Remove the stored signals named ``signal`` of operation ``operation_id`` whose key is ``key``.
+
+        Unlike ``retract``, a None ``key`` means the signals without a key, not every key: this removes
+        what one reported retraction (a ``SignalRetractedEvent``, with its name, key and operation id)
+        removed, so another copy of the window (another process's) can apply exactly that. Retraction
+        subscribers are told, as for ``retract``; returns how many were removed.
+        """
+        if not isinstance(signal, str):
+            raise TypeError(f"signal must be a str, got {signal!r}")
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"key must be a str or None, got {key!r}")
+        check_int(operation_id, "operation_id", minimum=-(2**63))
+        return self._retract(lambda e: e[0] == signal and e[2] == key and operation_of(e) == operation_id, None)
+
     def _retract_operation(self, signal: str, operation_id: int) -> int:
         """Remove ``signal`` as emitted by ``operation_id`` (silently); return how many."""
         return len(self._remove(lambda e: e[0] == signal and operation_of(e) == operation_id))

@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import math
+import operator
 import os
 import socket
 import threading
@@ -42,15 +43,19 @@ __all__ = ("BridgeStats", "PostgresSignalBridge")
 _log = logging.getLogger("ephemeral.signals.postgres")
 
 Connection = psycopg.Connection[tuple[Any, ...]]
-#: One outgoing row: (seq, kind, the event or the retraction, payload JSON or None). The event's fields
-#: are read by the writer, off the emitting path.
-_Row = tuple[int, str, "SignalEvent[Any] | SignalRetractedEvent", "str | None"]
+#: One outgoing item: a local signal or retraction. Its fields are read by the writer, off the emitting path.
+_Item = "SignalEvent[Any] | SignalRetractedEvent"
 #: The most signal names whose ``publish`` verdict is remembered (the cache starts again when full).
 _VERDICTS = 4096
+#: The fields of an outgoing signal, read in C for a whole batch.
+_FIELDS = operator.attrgetter("signal", "key", "operation_id", "timestamp", "payload")
+#: How often the writer's queue is filled from the captured signals while a write or a reconnection takes
+#: long (so ``max_queue`` bounds what waits, and overflow is counted, whatever the database does).
+_PUMP_INTERVAL = 0.05
 
-#: Events being restored from the table or emitted by a bridge itself, by id(): no bridge publishes them.
-#: Shared by every bridge in the process, so a second bridge on the same sink never re-publishes them.
-_UNPUBLISHED: dict[int, SignalEvent[Any]] = {}
+#: The entered bridges of each sink, by id(sink): a signal a bridge restores from the table, or one of its
+#: own, is marked in every one of them, so none of them publishes it (no loops, also with two bridges).
+_BRIDGES: dict[int, list[PostgresSignalBridge]] = {}
 #: Set on the thread that applies a remote retraction: no bridge publishes the retractions it causes.
 _applying = threading.local()
 
@@ -102,6 +107,23 @@ def _to_json(payload: Any) -> str:
     return text
 
 
+def _plain_columns(batch: list[Any]) -> tuple[list[Any], ...] | None:
+    """The names, keys, operation ids and timestamps of a batch of signals without payload or NUL.
+
+    The usual batch, read without a Python loop; None when the batch needs the general form (a
+    retraction, a payload, a NUL to refuse).
+    """
+    if not batch:
+        return None
+    try:
+        names, keys, operations, stamps, payloads = zip(*map(_FIELDS, batch), strict=True)
+    except AttributeError:  # a retraction (it has no payload)
+        return None
+    if payloads.count(None) != len(payloads) or "\x00" in "".join(names) or "\x00" in "".join(filter(None, keys)):
+        return None
+    return list(names), list(keys), list(operations), list(stamps)
+
+
 def _default_node_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -122,14 +144,17 @@ def _patterns(value: object, name: str) -> PatternSet:
 class PostgresSignalBridge(TaskGroupOwner):
     """Carries a sink's signals to every process on the same PostgreSQL table, and theirs to it.
 
-    Signals emitted on ``sink`` whose names match ``publish`` are queued by a cheap synchronous sink
-    subscriber (any thread) and written by a background task in batches: one transaction per batch
-    (``executemany``, then ``NOTIFY``). Every bridge LISTENs on the channel; a notification only wakes
-    its reader, which reads the rows newer than the last one it saw (and the ids it found missing, see
-    below) and adds the other nodes' signals matching ``subscribe`` to ``sink`` with ``sink.restore``:
-    same name, key, operation id and original timestamp (so they age from when they were emitted), JSON
-    payload decoded. ``bridge.origin_of(event)`` tells which node a received signal came from. Local
-    retractions (``sink.retract``) are written too and applied on the other nodes.
+    Signals emitted on ``sink`` (any thread) are captured by a C-level sink subscriber (a deque's
+    ``append``: the emitting thread runs no bridge code); on the event loop they are filtered by
+    ``publish`` and queued, and a background task writes them in batches: one transaction per batch
+    (one ``INSERT ... SELECT FROM unnest(...)``, then ``NOTIFY``). Every bridge LISTENs on the channel;
+    a notification only wakes its reader, which reads the rows newer than the last one it saw (and the
+    ids it found missing, see below) and adds the other nodes' signals matching ``subscribe`` to
+    ``sink`` with ``sink.restore``: same name, key, operation id and original timestamp (so they age from
+    when they were emitted), JSON payload decoded. ``bridge.origin_of(event)`` tells which node a
+    received signal came from. Local retractions (``sink.retract``, ``retract_matching``) are written too,
+    and the other nodes remove exactly the signals they removed here (same name, key and operation id:
+    ``SignalSink.retract_exact``).
 
     No loops: a node skips its own rows, and a signal or retraction received from the table is never
     published again, by this bridge or any other bridge on the same sink.
@@ -249,8 +274,14 @@ class PostgresSignalBridge(TaskGroupOwner):
         self._index_sql = f"CREATE INDEX IF NOT EXISTS {index} ON {qualified} (ts)"
         self._insert_sql = (
             f"INSERT INTO {qualified} (node_id, seq, kind, signal, key, operation_id, ts, payload) "
-            "SELECT %s, * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], "
-            "%s::timestamptz[], %s::jsonb[]) ON CONFLICT (node_id, seq) DO NOTHING"
+            "SELECT %s, * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::bigint[], "
+            "%b::timestamptz[], %b::jsonb[]) ON CONFLICT (node_id, seq) DO NOTHING"
+        )
+        # The usual batch: signals without payload; four arrays, the row numbers counted by the server.
+        self._plain_insert_sql = (
+            f"INSERT INTO {qualified} (node_id, seq, kind, signal, key, operation_id, ts) "
+            "SELECT %s, %s + n, 'emit', signal, key, op, ts FROM unnest(%b::text[], %b::text[], %b::bigint[], "
+            "%b::timestamptz[]) WITH ORDINALITY AS u(signal, key, op, ts, n) ON CONFLICT (node_id, seq) DO NOTHING"
         )
         self._notify_sql = f"NOTIFY {self._quoted_channel}"
         self._listen_sql = f"LISTEN {self._quoted_channel}"
@@ -258,10 +289,14 @@ class PostgresSignalBridge(TaskGroupOwner):
             f"SELECT coalesce((SELECT min(id) - 1 FROM {qualified} WHERE ts > now() - %s * interval '1 second'), "
             f"(SELECT max(id) FROM {qualified}), 0)"
         )
+        # This node's own rows come back as their id alone (the reader only tracks it): nothing to convert.
+        foreign = ", ".join(
+            f"CASE WHEN node_id = %(node)s THEN NULL ELSE {column} END"
+            for column in ("node_id", "kind", "signal", "key", "operation_id", "ts", "payload::text")
+        )
         self._read_sql = (
-            "SELECT id, node_id, kind, signal, key, operation_id, ts, "
-            f"CASE WHEN node_id = %s THEN NULL ELSE payload::text END FROM {qualified} "
-            "WHERE (id > %s OR id = ANY(%s)) ORDER BY id LIMIT %s"
+            f"SELECT id, {foreign} FROM {qualified} "
+            "WHERE (id > %(last)s OR id = ANY(%(gaps)s)) ORDER BY id LIMIT %(limit)s"
         )
         self._cleanup_sql = (
             f"DELETE FROM {qualified} WHERE id IN (SELECT id FROM {qualified} "
@@ -269,12 +304,17 @@ class PostgresSignalBridge(TaskGroupOwner):
         )
         self._libpq_timeout = max(2, math.ceil(self._connect_timeout))
 
-        # Outgoing: filled by the sink subscribers on any thread.
-        self._queue: deque[_Row] = deque()
-        self._dropped = itertools.count()
+        # Outgoing. The sink's subscriber is ``captured.append`` (C code: nothing else runs on the emitting
+        # thread); the loop moves captured signals to ``pending`` (filtering, bounded by max_queue), the
+        # writer takes its batches from there.
+        self._captured: deque[Any] = deque()
+        self._pending: deque[Any] = deque()
+        self._unpublished: dict[int, Any] = {}  # id -> event: restored or own signals, never published
+        self._take_lock = threading.Lock()
+        self._trigger: Subscription | None = None  # the one-shot wake, installed while the pump waits
         # Row numbers: unique per node_id, also across restarts (they start at the microseconds since the
         # epoch), so a batch written again after a lost commit is stored once.
-        self._seq = itertools.count(time.time_ns() // 1000)
+        self._next_seq = time.time_ns() // 1000
         self._dropped_total = 0
         self._overflowing = False
         self._refused = 0
@@ -295,12 +335,14 @@ class PostgresSignalBridge(TaskGroupOwner):
         self._ready: anyio.Event | None = None
         self._drained = anyio.Event()
         self._wakeup: Wakeup | None = None
+        self._pump_wakeup: Wakeup | None = None
         self._binding: LoopBinding | None = None
         self._clock: Callable[[], float] = loop_clock()
         self._subscriptions: list[Subscription] = []
         self._closing = False
         self._route: tuple[int, str, str] | None = None  # while entered: its key in _ENTERED
-        self._inflight: list[_Row] = []  # the batch being written (kept until it is written)
+        self._inflight: list[Any] = []  # the batch being written (kept until it is written)
+        self._inflight_seq = 0  # the row number before the batch's first
         self._last_error = "none"
 
     # -- public view ------------------------------------------------------------------------------
@@ -331,14 +373,15 @@ class PostgresSignalBridge(TaskGroupOwner):
             return self._origins.get(event)
 
     def stats(self) -> BridgeStats:
-        """What the bridge has carried, now."""
+        """What the bridge has carried, now (the signals captured so far are queued or counted first)."""
+        self._take()
         dropped = self._dropped_total
         return BridgeStats(
             sent=self._sent,
             received=self._received,
             dropped=dropped,
             refused=self._refused,
-            queued=len(self._queue),
+            queued=len(self._pending),
             lag=self._lag,
             connected=not any(self._down.values()),
         )
@@ -357,12 +400,15 @@ class PostgresSignalBridge(TaskGroupOwner):
         self._binding = LoopBinding()
         self._clock = loop_clock()
         self._wakeup = Wakeup(self._clock)
+        self._pump_wakeup = Wakeup(self._clock)
         self._ready = anyio.Event()
         self._drained = anyio.Event()
+        _BRIDGES.setdefault(id(self._sink), []).append(self)
         self._subscriptions = [
-            self._sink.subscribe(self._on_signal),
+            self._sink.subscribe(self._captured.append),
             self._sink.subscribe_retracted(self._on_retracted),
         ]
+        tg.start_soon(self._pump)  # from now on: what is captured while entry connects stays bounded too
         with anyio.move_on_after(self._connect_timeout):
             for attempt in itertools.count(1):  # a server still starting refuses connections: wait for it
                 if await anyio.to_thread.run_sync(self._create_schema):
@@ -388,15 +434,15 @@ class PostgresSignalBridge(TaskGroupOwner):
     async def _on_clean_exit(self) -> None:
         """Write what is queued (while the database answers, for at most ``connect_timeout``)."""
         self._closing = True
-        for subscription in self._subscriptions:
-            subscription.close()
-        self._wake_writer()
+        self._unsubscribe()
+        self._take()
+        self._wake(self._wakeup)
         with anyio.move_on_after(self._connect_timeout):
             await self._drained.wait()
         if not self._drained.is_set():
             _log.warning(
                 "left with %d outgoing signals unwritten: PostgreSQL did not take them within connect_timeout=%gs",
-                len(self._queue) + len(self._inflight),
+                len(self._pending) + len(self._inflight),
                 self._connect_timeout,
             )
 
@@ -405,10 +451,88 @@ class PostgresSignalBridge(TaskGroupOwner):
         if self._route is not None:
             _ENTERED.discard(self._route)
             self._route = None
+        self._unsubscribe()
+        bridges = _BRIDGES.get(id(self._sink), [])
+        if self in bridges:
+            bridges.remove(self)
+            if not bridges:
+                del _BRIDGES[id(self._sink)]
+
+    def _unsubscribe(self) -> None:
         for subscription in self._subscriptions:
             subscription.close()
+        if self._trigger is not None:
+            self._trigger.close()
 
     # -- outgoing ------------------------------------------------------------------------------------
+
+    def _on_retracted(self, event: SignalRetractedEvent) -> None:
+        """Capture a local retraction (a sink subscriber: any thread); remote ones applied here are not."""
+        if not getattr(_applying, "active", False):
+            self._captured.append(event)
+            self._wake(self._pump_wakeup)
+
+    def _take(self) -> None:
+        """Move the captured signals that go out to the writer's queue (any thread; the loop's, mostly).
+
+        Here, not on the emitting thread, the signals this process received or emitted itself are
+        skipped, ``publish`` is applied, and ``max_queue`` is enforced: beyond it the newest are dropped,
+        counted, and ``bridge.dropped`` is emitted once per overflow.
+        """
+        captured = self._captured
+        if not captured:
+            return
+        with self._take_lock:
+            pending, unpublished, popleft = self._pending, self._unpublished, captured.popleft
+            room = self._max_queue - len(pending)
+            publish_all, publishes = self._publish_all, self._publishes
+            dropped = 0
+            for _ in range(len(captured)):
+                item = popleft()
+                if unpublished and unpublished.pop(id(item), None) is item:
+                    continue
+                if not (publish_all or publishes(item.signal)):
+                    continue
+                if room > 0:
+                    pending.append(item)
+                    room -= 1
+                else:
+                    dropped += 1
+            if dropped:
+                self._dropped_total += dropped
+        if dropped and not self._overflowing and not self._closing:
+            self._overflowing = True
+            _log.warning("%d outgoing signals are waiting; new ones are dropped until some are written", len(pending))
+            self._emit_own("bridge.dropped")
+        if pending:
+            self._wake(self._wakeup)
+
+    async def _pump(self) -> None:
+        """Fill the writer's queue from the captured signals whenever the sink has new ones.
+
+        While the queue is being filled nothing is installed on the sink but ``captured.append``; once it
+        waits, a one-shot subscriber wakes it at the next signal and removes itself.
+        """
+        assert self._pump_wakeup is not None
+        wakeup = self._pump_wakeup
+        while True:
+            self._take()
+            if self._inflight or self._down["writer"]:  # the writer may take long: keep the queue bounded
+                await wakeup.wait(self._clock() + _PUMP_INTERVAL)
+                continue
+            if not self._closing and (self._trigger is None or self._trigger.closed):
+                self._trigger = self._arm()
+            await wakeup.wait(ready=lambda: bool(self._captured))
+
+    def _arm(self) -> Subscription:
+        """A sink subscriber that wakes the pump at the next signal, then removes itself."""
+
+        def wake(_: SignalEvent[Any]) -> None:
+            trigger.close()
+            self._wake(self._pump_wakeup)
+
+        trigger = self._sink.subscribe(wake)
+        return trigger
 
     def _publishes(self, name: str) -> bool:
         """Whether ``name`` matches ``publish`` (remembered per name)."""
@@ -420,48 +544,6 @@ class PostgresSignalBridge(TaskGroupOwner):
             verdict = verdicts[name] = self._publish.matches(name)
         return verdict
 
-    def _on_signal(self, event: SignalEvent[Any]) -> None:
-        """Queue a local signal for writing (a sink subscriber: any thread, kept cheap)."""
-        if id(event) in _UNPUBLISHED or not (self._publish_all or self._publishes(event.signal)):
-            return
-        text = None
-        if event.payload is not None:
-            try:
-                text = _to_json(event.payload)
-            except (TypeError, ValueError) as error:
-                reason = f"its payload ({type(event.payload).__name__}) cannot be carried as JSON: {error}"
-                self._refuse(event.signal, reason)
-                return
-        queue = self._queue
-        if len(queue) >= self._max_queue or self._closing:
-            self._overflow()
-            return
-        queue.append((next(self._seq), "emit", event, text))  # deque appends are atomic: no lock
-        if len(queue) == 1:
-            self._wake_writer()
-
-    def _on_retracted(self, event: SignalRetractedEvent) -> None:
-        if getattr(_applying, "active", False) or not self._publishes(event.signal):
-            return
-        queue = self._queue
-        if len(queue) >= self._max_queue or self._closing:
-            self._overflow()
-            return
-        queue.append((next(self._seq), "retract", event, None))
-        if len(queue) == 1:
-            self._wake_writer()
-
-    def _overflow(self) -> None:
-        if self._closing:
-            return
-        self._dropped_total = next(self._dropped) + 1
-        if not self._overflowing:
-            self._overflowing = True
-            _log.warning(
-                "%d outgoing signals are waiting; new ones are dropped until some are written", len(self._queue)
-            )
-            self._emit_own("bridge.dropped")
-
     def _refuse(self, name: str, reason: str) -> None:
         self._refused += 1
         if name not in self._refused_names:
@@ -470,8 +552,8 @@ class PostgresSignalBridge(TaskGroupOwner):
                 "signal %r is not published: %s (reported once per name; counted in stats().refused)", name, reason
             )
 
-    def _wake_writer(self) -> None:
-        wakeup, binding = self._wakeup, self._binding
+    def _wake(self, wakeup: Wakeup | None) -> None:
+        binding = self._binding
         if wakeup is None or binding is None:
             return
         if binding.on_loop_thread:
@@ -479,14 +561,26 @@ class PostgresSignalBridge(TaskGroupOwner):
         elif wakeup.waiting:  # an emit from a thread the loop itself waits on must not block
             binding.call(wakeup.wake)
 
+    def _unpublished_emit(self, event: SignalEvent[Any], emit: Callable[[SignalEvent[Any]], object]) -> object:
+        """``emit(event)`` on the sink, marked so that no bridge of the sink publishes it."""
+        bridges = _BRIDGES.get(id(self._sink), ())
+        for bridge in bridges:
+            bridge._unpublished[id(event)] = event
+        try:
+            kept = emit(event)
+        except BaseException:
+            for bridge in bridges:
+                bridge._unpublished.pop(id(event), None)
+            raise
+        if kept is False:  # not stored nor told (too old): nobody captured it
+            for bridge in bridges:
+                bridge._unpublished.pop(id(event), None)
+        return kept
+
     def _emit_own(self, name: str) -> None:
         """Emit one of the bridge's own signals on the local sink; it is never published."""
         event: SignalEvent[Any] = SignalEvent(name, next_id(), self._node_id, self._sink.now())
-        _UNPUBLISHED[id(event)] = event
-        try:
-            self._sink.emit(event)
-        finally:
-            del _UNPUBLISHED[id(event)]
+        self._unpublished_emit(event, self._sink.emit)
 
     def _set_down(self, which: str, down: bool, error: BaseException | None = None) -> None:
         if error is not None:
@@ -539,22 +633,28 @@ class PostgresSignalBridge(TaskGroupOwner):
                         attempt = 0
                         self._set_down("writer", False)
                     if not self._inflight:
-                        queue, batch = self._queue, self._inflight
-                        while queue and len(batch) < self._batch_size:
-                            batch.append(queue.popleft())
-                        if len(queue) < self._max_queue:
+                        self._take()
+                        pending = self._pending
+                        if pending:
+                            count = min(len(pending), self._batch_size)
+                            self._inflight = [pending.popleft() for _ in range(count)]
+                            self._inflight_seq, self._next_seq = self._next_seq, self._next_seq + count
+                        if len(pending) < self._max_queue:
                             self._overflowing = False
                     if self._inflight:
-                        await anyio.to_thread.run_sync(self._write, conn, self._inflight)
-                        self._sent += len(self._inflight)
+                        self._wake(self._pump_wakeup)  # it keeps the queue bounded while this batch is written
+                        self._sent += await anyio.to_thread.run_sync(
+                            self._write, conn, self._inflight, self._inflight_seq
+                        )
                         self._inflight = []
                         continue
-                    if self._closing:
+                    if self._closing and not self._captured:
                         self._drained.set()  # nothing queued or in flight any more
                     if self._clock() >= next_cleanup:
                         await anyio.to_thread.run_sync(self._cleanup, conn)
                         next_cleanup = self._clock() + self._cleanup_interval
-                    await wakeup.wait(next_cleanup, ready=lambda: bool(self._queue))
+                    self._wake(self._pump_wakeup)  # idle now: the pump waits for the next signal instead
+                    await wakeup.wait(next_cleanup, ready=lambda: bool(self._pending))
                 except psycopg.Error as error:
                     if conn is not None:
                         conn.close()
@@ -566,23 +666,48 @@ class PostgresSignalBridge(TaskGroupOwner):
             if conn is not None:
                 conn.close()
 
-    def _write(self, conn: Connection, rows: list[_Row]) -> None:
+    def _write(self, conn: Connection, batch: list[Any], seq: int) -> int:
+        """Write ``batch`` as rows ``seq + 1``, ``seq + 2``, ... in one transaction; how many were written.
+
+        Runs in a worker thread. Payloads are encoded here; a signal that cannot be carried is refused.
+        """
+        plain = _plain_columns(batch)
+        if plain is not None:
+            with conn.transaction():
+                conn.execute(self._plain_insert_sql, (self._node_id, seq, *plain))
+                conn.execute(self._notify_sql)
+            return len(batch)
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
         seqs, kinds, names, keys, operations, stamps, payloads = columns
-        for seq, kind, event, text in rows:
-            if "\x00" in event.signal or (event.key is not None and "\x00" in event.key):
-                self._refuse(event.signal, "its name or key contains NUL, which PostgreSQL text cannot hold")
+        for item in batch:
+            seq += 1
+            name, key = item.signal, item.key
+            if "\x00" in name or (key is not None and "\x00" in key):
+                self._refuse(name, "its name or key contains NUL, which PostgreSQL text cannot hold")
                 continue
+            text = None
+            if item.__class__ is SignalRetractedEvent:
+                kinds.append("retract")
+            else:
+                payload = item.payload
+                if payload is not None:
+                    try:
+                        text = _to_json(payload)
+                    except (TypeError, ValueError) as error:
+                        self._refuse(name, f"its payload ({type(payload).__name__}) cannot be carried as JSON: {error}")
+                        continue
+                kinds.append("emit")
             seqs.append(seq)
-            kinds.append(kind)
-            names.append(event.signal)
-            keys.append(event.key)
-            operations.append(event.operation_id)
-            stamps.append(event.timestamp)
+            names.append(name)
+            keys.append(key)
+            operations.append(item.operation_id)
+            stamps.append(item.timestamp)
             payloads.append(text)
-        with conn.transaction():
-            conn.execute(self._insert_sql, (self._node_id, *columns))
-            conn.execute(self._notify_sql)
+        if seqs:
+            with conn.transaction():
+                conn.execute(self._insert_sql, (self._node_id, *columns))
+                conn.execute(self._notify_sql)
+        return len(seqs)
 
     def _cleanup(self, conn: Connection) -> None:
         for _ in range(10):  # bounded work per pass
@@ -660,11 +785,13 @@ class PostgresSignalBridge(TaskGroupOwner):
         gaps = self._gaps
         for missing in [i for i, until in gaps.items() if until <= now]:
             del gaps[missing]
-        return conn.execute(self._read_sql, (self._node_id, self._last_id, list(gaps), self._batch_size)).fetchall()
+        parameters = {"node": self._node_id, "last": self._last_id, "gaps": list(gaps), "limit": self._batch_size}
+        return conn.execute(self._read_sql, parameters).fetchall()
 
     def _apply(self, rows: list[tuple[Any, ...]]) -> None:
         """Track the ids seen and missing, then apply the other nodes' rows to the sink."""
-        sink, node, subscribe = self._sink, self._node_id, self._subscribe
+        sink, subscribe = self._sink, self._subscribe
+        restore = sink.restore
         gaps, last = self._gaps, self._last_id
         until = self._clock() + self._gap_grace
         newest: datetime | None = None
@@ -676,12 +803,12 @@ class PostgresSignalBridge(TaskGroupOwner):
                 last = row_id
             else:
                 gaps.pop(row_id, None)
-            if row_node == node or not subscribe.matches(name):
+            if row_node is None or not subscribe.matches(name):  # None: this node's own row
                 continue
             if kind == "retract":
                 _applying.active = True
                 try:
-                    sink.retract(name, key)
+                    sink.retract_exact(name, key, operation_id)  # what the retraction removed there
                 finally:
                     _applying.active = False
                 self._received += 1
@@ -692,11 +819,7 @@ class PostgresSignalBridge(TaskGroupOwner):
             )
             with self._origins_lock:
                 self._origins.put(event, row_node)
-            _UNPUBLISHED[id(event)] = event
-            try:
-                sink.restore(event)
-            finally:
-                del _UNPUBLISHED[id(event)]
+            self._unpublished_emit(event, restore)
             self._received += 1
             newest = ts
         self._last_id = last
