@@ -150,7 +150,7 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
 
     async def _hand_over_all(self) -> None:
         if self._handed_over is None:
-            raise RuntimeError("enter the atom first: `async with BatchingAtom(...) as atom:`")
+            raise self._not_entered()
         self.complete()
         await self._handed_over.wait()
 
@@ -166,7 +166,7 @@ class BatchingAtom(AtomBase[EphemeralWorkCoordinator[list[T]]], Generic[T]):
         if self._closing:
             raise CoordinatorClosedError("BatchingAtom has been completed; no new items are accepted")
         if self._tg is None:
-            raise RuntimeError("enter the atom first: `async with BatchingAtom(...) as atom:`")
+            raise self._not_entered()
         self._accepted += 1
         batch = self._buffer.add(item)  # the first item of a batch starts the cutter's timer
         if batch is not None:  # full

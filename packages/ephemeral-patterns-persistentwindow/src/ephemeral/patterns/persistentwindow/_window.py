@@ -200,7 +200,7 @@ class PersistentSignalWindow(TaskGroupOwner):
                 with an event.
             ValueError: The name is empty, or the event's timestamp is naive.
             RuntimeError: The window has not been entered with ``async with``.
-            anyio.ClosedResourceError: The window is closed.
+            CoordinatorClosedError: The window is closed (an ``anyio.ClosedResourceError`` too).
         """
         if isinstance(signal, SignalEvent):
             if key is not None:
@@ -315,7 +315,7 @@ class PersistentSignalWindow(TaskGroupOwner):
 
         Raises:
             RuntimeError: The window has not been entered with ``async with``.
-            anyio.ClosedResourceError: The window is closed.
+            CoordinatorClosedError: The window is closed (an ``anyio.ClosedResourceError`` too).
             sqlite3.Error: A write failed (signalled as ``window.flush.error:{ExceptionClass}``); the
                 signals it did not write stay queued, in order, for the next flush.
         """
@@ -426,7 +426,7 @@ class PersistentSignalWindow(TaskGroupOwner):
             TypeError: ``max_age`` is not seconds or a timedelta.
             ValueError: ``max_age`` is not positive.
             RuntimeError: The window has not been entered with ``async with``.
-            anyio.ClosedResourceError: The window is closed.
+            CoordinatorClosedError: The window is closed (an ``anyio.ClosedResourceError`` too).
             sqlite3.Error: The database could not be read.
         """
         horizon = self._max_age if max_age is None else min(to_seconds(max_age, "max_age"), self._max_age)

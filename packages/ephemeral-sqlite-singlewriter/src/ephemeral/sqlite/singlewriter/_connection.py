@@ -263,7 +263,7 @@ class SqliteConnection:
     go through the writer). Every statement sees every write committed before it started.
 
     Once the reader returns, its cursors are closed, the connection goes back to the pool and this
-    object refuses further use (``anyio.ClosedResourceError``).
+    object refuses further use (``CoordinatorClosedError``, an ``anyio.ClosedResourceError``).
     """
 
     __slots__ = ("_cursors", "_lock", "_raw")

@@ -247,7 +247,7 @@ class SqliteSingleWriter(AsyncResource):
         """Open the write connection now (it otherwise opens on first use); errors surface here.
 
         Raises:
-            anyio.ClosedResourceError: The writer has been closed.
+            CoordinatorClosedError: The writer has been closed (an ``anyio.ClosedResourceError`` too).
             sqlite3.Error: The database cannot be opened or set up.
         """
         self._check_accepting()
@@ -445,7 +445,7 @@ class SqliteSingleWriter(AsyncResource):
 
         Raises:
             TypeError: ``sql`` is not a str, or ``params`` neither a sequence, a mapping nor None.
-            anyio.ClosedResourceError: The writer is closed.
+            CoordinatorClosedError: The writer is closed (an ``anyio.ClosedResourceError`` too).
             sqlite3.Error: Whatever SQLite raised (``IntegrityError`` for a violated constraint, ...).
             RuntimeError: Called from inside a read of an in-memory writer (it would wait forever), or
                 from an event loop other than the writer's.
@@ -635,7 +635,7 @@ class SqliteSingleWriter(AsyncResource):
         Raises:
             TypeError: ``cache_key`` is not a str, or ``reader`` not callable.
             ValueError: ``cache_key`` is empty or ``sliding_expiration`` not positive.
-            anyio.ClosedResourceError: The writer is closed.
+            CoordinatorClosedError: The writer is closed (an ``anyio.ClosedResourceError`` too).
             Exception: Whatever the reader raised.
         """
         self._check_accepting()
@@ -687,7 +687,7 @@ class SqliteSingleWriter(AsyncResource):
 
         Raises:
             TypeError: ``reader`` is not callable.
-            anyio.ClosedResourceError: The writer is closed.
+            CoordinatorClosedError: The writer is closed (an ``anyio.ClosedResourceError`` too).
             Exception: Whatever the reader raised.
         """
         self._check_accepting()
