@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator, SignalSink, current_operation
-from ephemeral.core.testing import assert_accounted, output_blocks, run_readme_examples
+from ephemeral.core.testing import assert_accounted, assert_lifecycle_faults, output_blocks, run_readme_examples
 from ephemeral.patterns.dynamicconcurrency import DynamicConcurrencyDemo
 
 
@@ -151,6 +151,27 @@ async def test_signals_from_another_thread() -> None:
         await anyio.to_thread.run_sync(emit)
         assert demo.current_max_concurrency == 2
         assert thread_ids[0] != threading.get_ident()
+
+
+async def test_lifecycle_faults() -> None:
+    """An error or an outer deadline in the block cancels the running bodies, every item accounted for;
+    the demo is entered once."""
+    made: list[DynamicConcurrencyDemo[Any]] = []
+
+    def make() -> DynamicConcurrencyDemo[Any]:
+        made.append(demo_for(Gauge(duration=10), SignalSink(), min_concurrency=2, max_concurrency=8))
+        return made[-1]
+
+    async def use(demo: DynamicConcurrencyDemo[Any]) -> None:
+        for item in range(6):
+            await demo.enqueue(item)
+        demo.signals.emit("load.high")
+        await anyio.sleep(1)
+
+    await assert_lifecycle_faults(make, use)
+    for demo in made[:2]:
+        assert_accounted(demo)
+        assert demo.get_metrics().total_cancelled == 6
 
 
 async def test_not_listening_outside_the_block() -> None:
