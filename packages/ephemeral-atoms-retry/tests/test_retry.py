@@ -340,26 +340,27 @@ async def test_retry_on_limits_what_is_retried() -> None:
     assert (atom.stats().failed, atom.total_exhausted) == (1, 0)
 
 
-async def test_retry_on_accepts_a_single_class_and_a_predicate() -> None:
+def _errno_11(error: BaseException) -> bool:
+    return getattr(error, "errno", None) == 11
+
+
+@pytest.mark.parametrize(
+    ("failures", "error", "retry_on", "attempts"),
+    [
+        (1, lambda: TimeoutError("slow"), TimeoutError, 2),
+        (99, lambda: OSError(11, "try again"), _errno_11, 3),
+        (99, lambda: OSError(2, "no such file"), _errno_11, 1),
+    ],
+    ids=["class", "predicate-retries", "predicate-gives-up"],
+)
+async def test_retry_on_accepts_a_single_class_and_a_predicate(
+    failures: int, error: Callable[[], Exception], retry_on: Any, attempts: int
+) -> None:
     """retry_on may be one exception class or a predicate over the exception."""
-    by_class = Flaky(failures=1, error=lambda: TimeoutError("slow"))
-    async with RetryAtom(by_class, max_attempts=3, backoff=0.0, retry_on=TimeoutError) as atom:
+    body = Flaky(failures=failures, error=error)
+    async with RetryAtom(body, max_attempts=3, backoff=0.0, retry_on=retry_on) as atom:
         await atom.enqueue("x")
-    assert len(by_class.attempts["x"]) == 2
-
-    transient = Flaky(failures=99, error=lambda: OSError(11, "try again"))
-    async with RetryAtom(
-        transient, max_attempts=3, backoff=0.0, retry_on=lambda error: getattr(error, "errno", None) == 11
-    ) as atom:
-        await atom.enqueue("x")
-    assert len(transient.attempts["x"]) == 3
-
-    permanent = Flaky(failures=99, error=lambda: OSError(2, "no such file"))
-    async with RetryAtom(
-        permanent, max_attempts=3, backoff=0.0, retry_on=lambda error: getattr(error, "errno", None) == 11
-    ) as atom:
-        await atom.enqueue("x")
-    assert len(permanent.attempts["x"]) == 1
+    assert len(body.attempts["x"]) == attempts
 
 
 async def test_the_body_sees_its_attempt_number() -> None:

@@ -46,6 +46,6 @@ def test_lowlevel_and_sql_layers() -> None:
         "table_identifier",
         "validate_identifier",
     }
-    assert {"AsyncSignalQueue", "CoordinatorBase", "AtomBase", "check_int", "open_task_group", "next_id"} <= set(
+    assert {"AsyncSignalQueue", "CoordinatorBase", "AtomBase", "check_int", "owned_task_group", "next_id"} <= set(
         ephemeral.core.lowlevel.__all__
     )

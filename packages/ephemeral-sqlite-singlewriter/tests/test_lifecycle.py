@@ -276,10 +276,15 @@ async def test_connection_strings(tmp_path: Path) -> None:
         ("Data Source=x.db;Cache", "not key=value"),
         ("Mode=Memory", "no Data Source"),
         ("file:x.db?mode=ro", "file: URI"),
+        ('Data Source="open.db', "no closing"),
+        ("Data Source='a.db' b.db", "after the quoted value"),
+        ("Cache=Shared", "no Data Source"),
+        ("Cache=Shared;Data Source=x.db;Flavour=vanilla", "unknown connection string key 'Flavour'"),
+        ("=x;Data Source=x.db", "no key"),
     ],
 )
 def test_bad_paths_are_refused(path: str, message: str) -> None:
-    """An unusable path or connection string raises ValueError at construction, naming the problem."""
+    """An unusable path or an unreadable connection string raises ValueError at construction, naming it."""
     with pytest.raises(ValueError, match=message):
         SqliteSingleWriter(path)
 
@@ -448,22 +453,6 @@ def test_a_path_with_an_equals_sign_but_no_known_key_is_a_file(tmp_path: Path, m
     monkeypatch.chdir(tmp_path)
     assert SqliteSingleWriter("x=1.db").database == str(tmp_path / "x=1.db")
     assert SqliteSingleWriter("run;a=1.db").database == str(tmp_path / "run;a=1.db")
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ('Data Source="open.db', "no closing"),
-        ("Data Source='a.db' b.db", "after the quoted value"),
-        ("Cache=Shared", "no Data Source"),
-        ("Cache=Shared;Data Source=x.db;Flavour=vanilla", "unknown connection string key 'Flavour'"),
-        ("=x;Data Source=x.db", "no key"),
-    ],
-)
-def test_bad_connection_strings_are_refused(text: str, message: str) -> None:
-    """A connection string that cannot be read raises ValueError at construction, naming the problem."""
-    with pytest.raises(ValueError, match=message):
-        SqliteSingleWriter(text)
 
 
 @pytest.mark.parametrize("name", ["sessions#1", "a?b", "my%20db", "sp ace/slash&amp"])

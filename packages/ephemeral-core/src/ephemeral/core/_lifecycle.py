@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import TypeVar, cast
 
 import anyio
 from anyio import AsyncContextManagerMixin
 from anyio.abc import TaskGroup
 
-__all__ = ("CoordinatorClosedError", "TaskGroupOwner", "close_task_group", "open_task_group", "owned_task_group")
+__all__ = ("CoordinatorClosedError", "TaskGroupOwner", "owned_task_group")
 
 _Self = TypeVar("_Self", bound="TaskGroupOwner")
 
@@ -34,37 +33,6 @@ class CoordinatorClosedError(anyio.ClosedResourceError, RuntimeError):
     """
 
 
-async def open_task_group() -> TaskGroup:
-    """Enter a new task group for an object's background tasks (close it with ``close_task_group``).
-
-    Prefer ``TaskGroupOwner`` or ``owned_task_group``: they nest the closing correctly by construction.
-    """
-    tg = anyio.create_task_group()
-    await tg.__aenter__()
-    return tg
-
-
-async def close_task_group(
-    tg: TaskGroup,
-    exc_type: type[BaseException] | None = None,
-    exc: BaseException | None = None,
-    tb: TracebackType | None = None,
-) -> bool | None:
-    """Cancel the background tasks of ``tg`` and leave it.
-
-    The task group sees a cancellation, so it absorbs its own, but never the caller's own exception:
-    that one propagates from the caller's ``async with`` unchanged, not wrapped in an exception group.
-
-    Returns:
-        True when the task group absorbed the cancellation ``exc`` (its own scope's), as ``__aexit__`` does.
-    """
-    tg.cancel_scope.cancel()
-    if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
-        await tg.__aexit__(None, None, None)
-        return None  # the caller's exception carries on
-    return await tg.__aexit__(exc_type, exc, tb)
-
-
 @asynccontextmanager
 async def owned_task_group() -> AsyncIterator[TaskGroup]:
     """A task group whose tasks are background work: cancelled when the block ends, however it ends.
@@ -72,14 +40,20 @@ async def owned_task_group() -> AsyncIterator[TaskGroup]:
     An exception raised in the block leaves it unchanged (not wrapped in an exception group); a
     cancellation goes through the task group, which absorbs its own and passes an outer one on.
     """
-    tg = await open_task_group()
+    tg = anyio.create_task_group()
+    await tg.__aenter__()
     try:
         yield tg
     except BaseException as error:
-        if await close_task_group(tg, type(error), error, error.__traceback__):
-            return  # the task group absorbed a cancellation of its own scope
+        tg.cancel_scope.cancel()
+        if isinstance(error, anyio.get_cancelled_exc_class()):
+            if await tg.__aexit__(type(error), error, error.__traceback__):
+                return  # the task group absorbed a cancellation of its own scope
+        else:
+            await tg.__aexit__(None, None, None)  # the block's own exception carries on, unwrapped
         raise
-    await close_task_group(tg)
+    tg.cancel_scope.cancel()
+    await tg.__aexit__(None, None, None)
 
 
 class TaskGroupOwner(AsyncContextManagerMixin):

@@ -38,8 +38,6 @@ from ._gates import Deferral as Deferral, Gates as Gates, Verdict as Verdict
 from ._hooks import EventHook as EventHook, call_isolated as call_isolated
 from ._lifecycle import (
     TaskGroupOwner as TaskGroupOwner,
-    close_task_group as close_task_group,
-    open_task_group as open_task_group,
     owned_task_group as owned_task_group,
 )
 from ._loop import LoopBinding as LoopBinding
@@ -106,13 +104,11 @@ __all__ = (
     "check_float",
     "check_int",
     "check_optional_int",
-    "close_task_group",
     "compile_pattern",
     "is_async_callable",
     "loop_clock",
     "newest_retry_hint",
     "next_id",
-    "open_task_group",
     "owned_task_group",
     "parse_duration",
     "parse_retry_hint",
