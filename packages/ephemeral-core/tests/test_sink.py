@@ -263,6 +263,30 @@ def test_emit_of_a_ready_event_keeps_it_as_is(sink: SignalSink) -> None:
     assert stored.depth == 1
 
 
+def test_emit_of_a_made_event(sink: SignalSink, clock: ManualClock) -> None:
+    """``emit(make_event(...))`` stores and delivers the event itself: its operation id, key, payload, path and time."""
+    seen: list[SignalEvent[Any]] = []
+    path = SignalPropagation.root("cause").extend("x.y")
+    made = sink.make_event("x.y", "k", operation_id=7, propagation=path, payload={"n": 1})
+    clock.advance(3)
+    sink.emit(made)
+    sink.subscribe(seen.append)
+    sink.emit(sink.make_event("x.z"))
+    first, second = sink.sense()
+    assert first is made
+    assert (first.signal, first.operation_id, first.key, first.propagation, first.payload) == (
+        "x.y",
+        7,
+        "k",
+        path,
+        {"n": 1},
+    )
+    assert first.timestamp == WALL  # stamped when made (the clock read 0), as the sink maps its readings
+    assert seen == [second] and second.signal == "x.z" and second.operation_id not in (7, first.operation_id)
+    clock.advance(2)
+    assert sink.sense("x.y", within=3) == [made]  # it ages from when it was emitted (2 s ago), not made (5 s)
+
+
 class Signals(str, enum.Enum):
     PAUSE = "work.pause"
 

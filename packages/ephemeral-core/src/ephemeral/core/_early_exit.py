@@ -143,7 +143,8 @@ class EarlyExitResultCoordinator(EphemeralResultCoordinator[T, R], Generic[T, R]
                 self._aggregated = self._on_exit(event.signal, self.get_results())
             except Exception as error:  # raised from drain()/finish(), not into the emitter
                 self._aggregate_error = error
-        self._sink.emit(SignalEvent(f"coordinator.early_exit:{event.signal}", self.id, event.key, self._sink.now()))
+        sink = self._sink
+        sink.emit(sink.make_event(f"coordinator.early_exit:{event.signal}", event.key, operation_id=self.id))
         self.cancel()
 
     async def enqueue(self, item: T) -> int:

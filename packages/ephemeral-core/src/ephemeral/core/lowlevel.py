@@ -6,6 +6,12 @@ bases, the lifecycle helpers, argument checks, clocks and ids, and ``PatternInde
 name against many registered globs at once, and the runtime pieces every loop needs (``Wakeup``,
 ``FlushBuffer``, ``BackoffPolicy``/``parse_retry_hint``, ``caused_event``, ``BoundedMap``). Nothing
 outside ``ephemeral-core`` imports core's private modules.
+
+Emitting: ``sink.emit(name, key)`` is the cheap call (no event is built when nobody subscribes). An
+event that carries an operation id, a propagation path or a payload is built with
+``sink.make_event(name, key, operation_id=..., propagation=..., payload=...)`` and passed to
+``sink.emit``: it is stamped with the sink's monotonic clock, its ``timestamp`` datetime derived when
+read, at about half the cost of ``SignalEvent(name, operation_id, key, sink.now())``.
 """
 
 from __future__ import annotations

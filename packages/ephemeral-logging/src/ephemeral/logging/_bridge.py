@@ -11,7 +11,6 @@ from typing import Any, NamedTuple
 import structlog
 
 from ephemeral.core import SignalEvent, SignalSink, Subscription, TypedSignalSink
-from ephemeral.core.lowlevel import next_id
 
 from ._names import (
     MIRRORED,
@@ -103,7 +102,7 @@ class _Emitter:
         elif payload is None:
             sink.emit(name, key)
         else:  # a plain sink keeps the payload on the event itself
-            sink.emit(SignalEvent(name, next_id(), key, sink.now(), None, payload))
+            sink.emit(sink.make_event(name, key, payload=payload))
         with self._lock:
             self.emitted_count += 1
 
