@@ -11,7 +11,7 @@ import pytest
 
 from ephemeral.atoms.fixedwork import FixedWorkAtom
 from ephemeral.core import AtomStats, CoordinatorClosedError, OperationStatus, SignalSink, current_operation
-from ephemeral.core.testing import ConcurrencyProbe
+from ephemeral.core.testing import ConcurrencyProbe, Recorder
 
 
 @dataclass(frozen=True)
@@ -21,14 +21,10 @@ class WorkItem:
 
 async def test_seed_example() -> None:
     """The seed README's FixedWorkAtom example: enqueue, stats, snapshot, drain."""
-    processed: list[WorkItem] = []
-
-    async def process(item: WorkItem) -> None:
-        await anyio.sleep(0.01)
-        processed.append(item)
+    processed: Recorder[WorkItem] = Recorder(delay=0.01)
 
     item = WorkItem("first")
-    async with FixedWorkAtom(process, max_concurrency=4, max_tracked=200) as atom:
+    async with FixedWorkAtom(processed, max_concurrency=4, max_tracked=200) as atom:
         await atom.enqueue(item)
 
         # Get stats
@@ -48,13 +44,9 @@ async def test_seed_example() -> None:
 
 async def test_processes_every_item() -> None:
     """Every enqueued item is processed exactly once."""
-    processed: list[int] = []
+    processed: Recorder[int] = Recorder(delay=0.01)
 
-    async def body(item: int) -> None:
-        await anyio.sleep(0.01)
-        processed.append(item)
-
-    async with FixedWorkAtom(body, max_concurrency=2) as atom:
+    async with FixedWorkAtom(processed, max_concurrency=2) as atom:
         for item in (1, 2, 3):
             await atom.enqueue(item)
         await atom.drain()
@@ -63,13 +55,9 @@ async def test_processes_every_item() -> None:
 
 async def test_items_start_in_enqueue_order() -> None:
     """With one worker, items run in the order they were enqueued."""
-    processed: list[int] = []
+    processed: Recorder[int] = Recorder(delay=1)
 
-    async def body(item: int) -> None:
-        await anyio.sleep(1)
-        processed.append(item)
-
-    async with FixedWorkAtom(body, max_concurrency=1) as atom:
+    async with FixedWorkAtom(processed, max_concurrency=1) as atom:
         for item in range(10):
             await atom.enqueue(item)
     assert processed == list(range(10))
@@ -274,13 +262,9 @@ async def test_body_signals_reach_the_shared_sink() -> None:
 async def test_drain_all_signal_stops_intake() -> None:
     """`coordinator.drain.all` on the sink stops intake while accepted work finishes."""
     sink = SignalSink()
-    processed: list[int] = []
+    processed: Recorder[int] = Recorder(delay=1)
 
-    async def body(item: int) -> None:
-        await anyio.sleep(1)
-        processed.append(item)
-
-    async with FixedWorkAtom(body, max_concurrency=1, signals=sink) as atom:
+    async with FixedWorkAtom(processed, max_concurrency=1, signals=sink) as atom:
         await atom.enqueue(1)
         sink.request_drain_all()
         with pytest.raises(CoordinatorClosedError):

@@ -19,7 +19,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
-from ephemeral.core.testing import ConcurrencyProbe
+from ephemeral.core.testing import ConcurrencyProbe, Recorder
 
 
 @dataclass(frozen=True)
@@ -29,16 +29,12 @@ class WorkItem:
 
 async def test_seed_example() -> None:
     """The seed README's example: enqueue, a defer signal, a cancel signal on the sink refusing new items, drain."""
-    processed: list[WorkItem] = []
-
-    async def process(item: WorkItem) -> None:
-        await anyio.sleep(0.01)
-        processed.append(item)
+    processed: Recorder[WorkItem] = Recorder(delay=0.01)
 
     item = WorkItem("job")
     sink = SignalSink()
     async with SignalAwareAtom(
-        process,
+        processed,
         cancel_on={"shutdown", "circuit-open"},
         defer_on={"backpressure.*"},
         defer_interval=timedelta(milliseconds=100),
@@ -65,13 +61,9 @@ async def test_seed_example() -> None:
 
 async def test_without_signals_it_is_a_plain_pool() -> None:
     """With no live signal, enqueue returns positive operation ids and every item runs."""
-    processed: list[int] = []
+    processed: Recorder[int] = Recorder(delay=0.01)
 
-    async def body(item: int) -> None:
-        await anyio.sleep(0.01)
-        processed.append(item)
-
-    async with SignalAwareAtom(body, cancel_on={"shutdown"}, defer_on={"busy"}, max_concurrency=2) as atom:
+    async with SignalAwareAtom(processed, cancel_on={"shutdown"}, defer_on={"busy"}, max_concurrency=2) as atom:
         ids = [await atom.enqueue(item) for item in range(5)]
     assert all(operation_id > 0 for operation_id in ids) and len(set(ids)) == 5
     assert sorted(processed) == list(range(5))
@@ -142,13 +134,9 @@ async def test_a_cancel_signal_from_an_operation_refuses_intake() -> None:
 
 async def test_a_cancel_signal_skips_waiting_items_and_every_item_is_accounted_for() -> None:
     """Items accepted before a cancel signal and still waiting are skipped, counted and visible in the snapshot."""
-    processed: list[int] = []
+    processed: Recorder[int] = Recorder(delay=1)
 
-    async def body(item: int) -> None:
-        await anyio.sleep(1)
-        processed.append(item)
-
-    async with SignalAwareAtom(body, cancel_on={"shutdown"}, max_concurrency=1) as atom:
+    async with SignalAwareAtom(processed, cancel_on={"shutdown"}, max_concurrency=1) as atom:
         for item in range(4):
             await atom.enqueue(item)
         await anyio.sleep(0.5)  # item 0 is running

@@ -20,7 +20,7 @@ from ephemeral.core import (
     current_operation,
     ephemeral_for_each,
 )
-from ephemeral.core.testing import ConcurrencyProbe
+from ephemeral.core.testing import ConcurrencyProbe, Recorder
 
 
 def accounted(c: EphemeralWorkCoordinator[Any]) -> int:
@@ -29,13 +29,9 @@ def accounted(c: EphemeralWorkCoordinator[Any]) -> int:
 
 async def test_processes_every_item() -> None:
     """Every enqueued item runs once and the counters add up after leaving the block."""
-    seen: list[int] = []
+    seen: Recorder[int] = Recorder(delay=0.01)
 
-    async def body(item: int) -> None:
-        await anyio.sleep(0.01)
-        seen.append(item)
-
-    async with EphemeralWorkCoordinator(body, EphemeralOptions(max_concurrency=2)) as c:
+    async with EphemeralWorkCoordinator(seen, EphemeralOptions(max_concurrency=2)) as c:
         for i in (1, 2, 3):
             await c.enqueue(i)
     assert sorted(seen) == [1, 2, 3]

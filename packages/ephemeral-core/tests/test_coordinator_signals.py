@@ -19,7 +19,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
-from ephemeral.core.testing import ConcurrencyProbe
+from ephemeral.core.testing import ConcurrencyProbe, Recorder
 
 
 def clocked_sink() -> SignalSink:
@@ -160,13 +160,9 @@ async def test_signals_expire_by_age_and_release_deferred_work() -> None:
 async def test_drain_all_signal_completes_the_coordinator() -> None:
     """coordinator.drain.all completes intake; accepted items still run."""
     sink = SignalSink()
-    ran: list[int] = []
+    ran: Recorder[int] = Recorder(delay=1)
 
-    async def body(item: int) -> None:
-        await anyio.sleep(1)
-        ran.append(item)
-
-    async with EphemeralWorkCoordinator(body, EphemeralOptions(signals=sink, max_concurrency=1)) as c:
+    async with EphemeralWorkCoordinator(ran, EphemeralOptions(signals=sink, max_concurrency=1)) as c:
         await c.enqueue(1)
         await c.enqueue(2)
         sink.request_drain_all()

@@ -11,6 +11,7 @@ from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator
 from ephemeral.core.testing import (
     ConcurrencyProbe,
     ManualClock,
+    Recorder,
     arun_readme_examples,
     assert_accounted,
     output_blocks,
@@ -222,3 +223,15 @@ def test_run_module_as_script_returns_what_the_module_printed(tmp_path: Path, mo
     (tmp_path / "kit_script_example.py").write_text('if __name__ == "__main__":\n    print("ran as a script")\n')
     monkeypatch.syspath_prepend(str(tmp_path))
     assert run_module_as_script("kit_script_example") == "ran as a script\n"
+
+
+async def test_recorder_is_a_list_and_a_body_that_takes_its_delay() -> None:
+    recorded: Recorder[str] = Recorder(delay=2)
+    start = anyio.current_time()
+    await recorded("a")
+    await recorded("b")
+    assert recorded == ["a", "b"]
+    assert anyio.current_time() - start == 4
+    assert repr(recorded) == "Recorder(['a', 'b'], delay=2.0)"
+    with pytest.raises(ValueError, match="delay"):
+        Recorder(delay=-1)

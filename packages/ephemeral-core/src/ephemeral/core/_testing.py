@@ -12,16 +12,19 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 
 from ._checks import check_float
 
+T = TypeVar("T")
+
 __all__ = (
     "ConcurrencyProbe",
     "ManualClock",
     "ReadmeExample",
+    "Recorder",
     "arun_readme_examples",
     "assert_accounted",
     "assert_lifecycle_faults",
@@ -104,6 +107,30 @@ class ConcurrencyProbe:
 
     def __repr__(self) -> str:
         return f"ConcurrencyProbe(running={self.running}, peak={self.peak})"
+
+
+class Recorder(list[T]):
+    """A list that is also an async body: ``await recorder(item)`` waits ``delay`` seconds, then appends.
+
+    For a coordinator's or handler's body whose only job in a test is to take time and record::
+
+        processed: Recorder[int] = Recorder(delay=0.01)
+        async with EphemeralWorkCoordinator(processed) as coordinator:
+            await coordinator.enqueue(1)
+        assert processed == [1]
+    """
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.delay = check_float(delay, "delay", minimum=0.0)
+
+    async def __call__(self, item: T) -> None:
+        if self.delay:
+            await anyio.sleep(self.delay)
+        self.append(item)
+
+    def __repr__(self) -> str:
+        return f"Recorder({list(self)!r}, delay={self.delay!r})"
 
 
 # -- README examples ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 * ``ConcurrencyProbe``: ``with probe:`` around a body's work counts the calls running at once; ``peak``
   is the most seen, for asserting a concurrency limit.
+* ``Recorder``: a list that is also an async body (``await recorder(item)`` waits ``delay``, then appends).
 * ``ManualClock``: a monotonic clock the test moves by hand, for the ``clock=`` of caches, sinks,
   aggregation windows and responsibility managers.
 * ``python_blocks``/``output_blocks``, ``run_readme_examples`` and ``arun_readme_examples``: run every
@@ -27,6 +28,7 @@ from ._testing import (
     ConcurrencyProbe as ConcurrencyProbe,
     ManualClock as ManualClock,
     ReadmeExample as ReadmeExample,
+    Recorder as Recorder,
     arun_readme_examples as arun_readme_examples,
     assert_accounted as assert_accounted,
     assert_lifecycle_faults as assert_lifecycle_faults,
@@ -43,6 +45,7 @@ __all__ = (
     "ConcurrencyProbe",
     "ManualClock",
     "ReadmeExample",
+    "Recorder",
     "arun_readme_examples",
     "assert_accounted",
     "assert_lifecycle_faults",
