@@ -11,7 +11,7 @@ import pytest
 
 from ephemeral.atoms.fixedwork import FixedWorkAtom
 from ephemeral.core import AtomStats, CoordinatorClosedError, OperationStatus, SignalSink, current_operation
-from ephemeral.core.testing import ConcurrencyProbe, Recorder
+from ephemeral.core.testing import ConcurrencyProbe, Gate, Recorder
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,9 @@ async def test_drain_waits_for_completion() -> None:
 
 async def test_stats_count_pending_and_active() -> None:
     """While bodies are blocked, stats shows the running ones as active and the rest as pending."""
-    gate = anyio.Event()
+    gate = Gate()
 
-    async def body(item: int) -> None:
-        await gate.wait()
-
-    async with FixedWorkAtom(body, max_concurrency=2, max_tracked=100) as atom:
+    async with FixedWorkAtom(gate, max_concurrency=2, max_tracked=100) as atom:
         for item in range(3):
             await atom.enqueue(item)
         await anyio.sleep(0.05)
@@ -126,12 +123,9 @@ async def test_stats_after_drain() -> None:
 
 async def test_snapshot_shows_running_operations() -> None:
     """snapshot lists the operations in the window, the running ones not yet completed."""
-    gate = anyio.Event()
+    gate = Gate()
 
-    async def body(item: int) -> None:
-        await gate.wait()
-
-    async with FixedWorkAtom(body, max_concurrency=2) as atom:
+    async with FixedWorkAtom(gate, max_concurrency=2) as atom:
         ids = [await atom.enqueue(item) for item in range(2)]
         await anyio.sleep(0.05)
         snapshot = atom.snapshot()
@@ -160,12 +154,9 @@ async def test_max_concurrency_limits_parallelism() -> None:
 
 async def test_max_tracked_bounds_waiting_items_and_the_window() -> None:
     """enqueue waits while max_tracked items wait, and the window keeps the last max_tracked operations."""
-    gate = anyio.Event()
+    gate = Gate()
 
-    async def body(item: int) -> None:
-        await gate.wait()
-
-    async with FixedWorkAtom(body, max_concurrency=1, max_tracked=2) as atom:
+    async with FixedWorkAtom(gate, max_concurrency=1, max_tracked=2) as atom:
         for item in range(3):  # one runs, two wait
             await atom.enqueue(item)
         with anyio.move_on_after(10) as scope:

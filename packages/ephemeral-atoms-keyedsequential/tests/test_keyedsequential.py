@@ -12,7 +12,7 @@ import pytest
 
 from ephemeral.atoms.keyedsequential import KeyedSequentialAtom
 from ephemeral.core import AtomStats, CoordinatorClosedError, SignalSink, current_operation
-from ephemeral.core.testing import ConcurrencyProbe
+from ephemeral.core.testing import ConcurrencyProbe, Gate
 
 Item = tuple[str, int]
 
@@ -201,12 +201,9 @@ async def test_enqueue_returns_the_operation_id() -> None:
 
 async def test_stats_while_a_key_is_blocked() -> None:
     """With one key blocked, its running item is active and the next one pending."""
-    gate = anyio.Event()
+    gate = Gate()
 
-    async def body(item: Item) -> None:
-        await gate.wait()
-
-    async with KeyedSequentialAtom(key_of, body, max_concurrency=4) as atom:
+    async with KeyedSequentialAtom(key_of, gate, max_concurrency=4) as atom:
         await atom.enqueue(("A", 1))
         await atom.enqueue(("A", 2))
         await anyio.sleep(0.05)
@@ -216,12 +213,12 @@ async def test_stats_while_a_key_is_blocked() -> None:
 
 async def test_snapshot_shows_running_operations_with_their_keys() -> None:
     """snapshot lists the running operation of a blocked item, keyed by str(key)."""
-    gate = anyio.Event()
+    gate = Gate()
 
-    async def body(item: tuple[int, str]) -> None:
-        await gate.wait()
+    def first(item: tuple[int, str]) -> int:
+        return item[0]
 
-    async with KeyedSequentialAtom(lambda item: item[0], body) as atom:
+    async with KeyedSequentialAtom(first, gate) as atom:
         operation_id = await atom.enqueue((42, "x"))
         await anyio.sleep(0.05)
         (snapshot,) = atom.snapshot()

@@ -20,7 +20,7 @@ from ephemeral.core import (
     current_operation,
     ephemeral_for_each,
 )
-from ephemeral.core.testing import ConcurrencyProbe, Recorder
+from ephemeral.core.testing import ConcurrencyProbe, Gate, Recorder
 
 
 def accounted(c: EphemeralWorkCoordinator[Any]) -> int:
@@ -56,12 +56,9 @@ async def test_concurrency_never_exceeds_the_limit() -> None:
 
 async def test_running_operations_are_visible_in_the_window() -> None:
     """Operations appear in get_snapshot()/get_running() while their body runs."""
-    release = anyio.Event()
+    release = Gate()
 
-    async def body(item: int) -> None:
-        await release.wait()
-
-    async with EphemeralWorkCoordinator(body, EphemeralOptions(max_concurrency=2)) as c:
+    async with EphemeralWorkCoordinator(release, EphemeralOptions(max_concurrency=2)) as c:
         ids = [await c.enqueue_with_id(i) for i in (1, 2, 3)]
         await anyio.sleep(0.05)
         running = c.get_running()
@@ -178,13 +175,10 @@ async def test_pause_and_resume() -> None:
 
 async def test_enqueue_waits_when_full_and_try_enqueue_refuses() -> None:
     """Intake is bounded by max_tracked_operations: enqueue waits for room, try_enqueue returns False."""
-    gate = anyio.Event()
-
-    async def body(item: int) -> None:
-        await gate.wait()
+    gate = Gate()
 
     options = EphemeralOptions(max_concurrency=1, max_tracked_operations=3)
-    async with EphemeralWorkCoordinator(body, options) as c:
+    async with EphemeralWorkCoordinator(gate, options) as c:
         for i in range(4):  # one runs, three wait
             await c.enqueue(i)
         await anyio.sleep(0.01)
@@ -239,13 +233,10 @@ async def test_enqueue_before_entering_is_an_error() -> None:
 
 async def test_enqueue_blocked_on_a_full_queue_fails_when_completed() -> None:
     """A producer waiting for room is told the coordinator closed; its item was not accepted."""
-    gate = anyio.Event()
-
-    async def body(item: int) -> None:
-        await gate.wait()
+    gate = Gate()
 
     outcome: list[str] = []
-    async with EphemeralWorkCoordinator(body, EphemeralOptions(max_concurrency=1, max_tracked_operations=1)) as c:
+    async with EphemeralWorkCoordinator(gate, EphemeralOptions(max_concurrency=1, max_tracked_operations=1)) as c:
         await c.enqueue(1)
         await c.enqueue(2)
 

@@ -19,7 +19,7 @@ from ephemeral.core import (
     SignalSink,
     current_operation,
 )
-from ephemeral.core.testing import ConcurrencyProbe, Recorder
+from ephemeral.core.testing import ConcurrencyProbe, Gate, Recorder
 
 
 def clocked_sink() -> SignalSink:
@@ -225,12 +225,9 @@ async def test_drain_signal_from_an_old_window_does_not_complete_new_coordinator
 async def test_drain_signal_from_another_thread() -> None:
     """A drain request emitted on another thread completes the coordinator on its loop."""
     sink = SignalSink()
-    gate = anyio.Event()
+    gate = Gate()
 
-    async def body(item: int) -> None:
-        await gate.wait()
-
-    async with EphemeralWorkCoordinator(body, EphemeralOptions(signals=sink)) as c:
+    async with EphemeralWorkCoordinator(gate, EphemeralOptions(signals=sink)) as c:
         await c.enqueue(1)
         await anyio.to_thread.run_sync(sink.request_drain_all)
         assert c.is_completed

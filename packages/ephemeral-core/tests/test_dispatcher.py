@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from ephemeral.core import CoordinatorClosedError, SignalDispatcher, SignalEvent, SignalSink
-from ephemeral.core.testing import ConcurrencyProbe
+from ephemeral.core.testing import ConcurrencyProbe, Gate
 
 
 def event(name: str, key: str | None = None) -> SignalEvent[Any]:
@@ -242,14 +242,11 @@ async def test_leaving_the_block_handles_what_is_queued() -> None:
 
 async def test_error_in_the_block_drops_queued_signals_visibly() -> None:
     """An exception in the block propagates unchanged; queued signals are counted as dropped, not lost silently."""
-    gate = anyio.Event()
-
-    async def handler(evt: SignalEvent[Any]) -> None:
-        await gate.wait()
+    gate = Gate()
 
     with pytest.raises(KeyError):
         async with SignalDispatcher(max_concurrency=1) as dispatcher:
-            dispatcher.register("*", handler)
+            dispatcher.register("*", gate)
             for name in "abcd":
                 dispatcher.dispatch(event(name))
             await anyio.sleep(0.01)

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from ephemeral.core import EphemeralKeyedWorkCoordinator, EphemeralOptions
-from ephemeral.core.testing import ConcurrencyProbe
+from ephemeral.core.testing import ConcurrencyProbe, Gate
 
 Item = tuple[str, int]
 
@@ -114,13 +114,10 @@ async def test_fair_scheduling_interleaves_keys() -> None:
 
 async def test_fair_scheduling_threshold_refuses_try_enqueue() -> None:
     """try_enqueue refuses an item whose key already has fair_scheduling_threshold items waiting."""
-    gate = anyio.Event()
-
-    async def body(item: Item) -> None:
-        await gate.wait()
+    gate = Gate()
 
     options = EphemeralOptions(max_concurrency=1, enable_fair_scheduling=True, fair_scheduling_threshold=2)
-    async with EphemeralKeyedWorkCoordinator(key_of, body, options) as c:
+    async with EphemeralKeyedWorkCoordinator(key_of, gate, options) as c:
         assert c.try_enqueue(("A", 0))
         await anyio.sleep(0.01)
         assert c.try_enqueue(("A", 1))

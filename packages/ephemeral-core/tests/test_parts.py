@@ -36,6 +36,7 @@ from ephemeral.core.lowlevel import (
     Verdict,
     WorkerPool,
 )
+from ephemeral.core.testing import Gate
 
 
 def _host() -> OperationHost:
@@ -305,15 +306,12 @@ def test_outcome_counters_and_refused() -> None:
 
 async def test_priority_enqueue_returns_the_id_or_refused() -> None:
     """One enqueue contract: the operation id when accepted, REFUSED (== -1, falsy) when a lane is full."""
-    gate = anyio.Event()
-
-    async def body(item: int) -> None:
-        await gate.wait()
+    gate = Gate()
 
     options = PriorityWorkCoordinatorOptions(
         lanes=[PriorityLane("normal", max_depth=1)], ephemeral_options=EphemeralOptions(max_concurrency=1)
     )
-    async with PriorityWorkCoordinator(body, options) as c:
+    async with PriorityWorkCoordinator(gate, options) as c:
         first = await c.enqueue(1)
         await anyio.sleep(0.01)
         second = await c.enqueue(2)

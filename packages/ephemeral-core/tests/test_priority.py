@@ -17,6 +17,7 @@ from ephemeral.core import (
     PriorityWorkCoordinatorOptions,
     SignalSink,
 )
+from ephemeral.core.testing import Gate
 
 
 def lanes(*names: str | PriorityLane, **options: object) -> PriorityWorkCoordinatorOptions:
@@ -92,13 +93,10 @@ async def test_a_capped_lane_does_not_block_lower_lanes() -> None:
 
 async def test_max_depth_refuses_and_unknown_lane_raises() -> None:
     """A full lane returns False; an unknown lane raises ValueError naming the lanes."""
-    gate = anyio.Event()
-
-    async def body(item: int) -> None:
-        await gate.wait()
+    gate = Gate()
 
     options = lanes(PriorityLane("high", max_depth=2), "normal", max_concurrency=1)
-    async with PriorityWorkCoordinator(body, options) as c:
+    async with PriorityWorkCoordinator(gate, options) as c:
         assert await c.enqueue(0, "normal")
         await anyio.sleep(0.01)
         assert await c.enqueue(1, "high")

@@ -14,6 +14,7 @@ from ephemeral.core import (
     PriorityWorkCoordinatorOptions,
     SignalSink,
 )
+from ephemeral.core.testing import Gate
 
 
 async def test_cancel_signal_with_only_a_busy_key_waiting_does_not_spin() -> None:
@@ -77,15 +78,12 @@ async def test_lowering_the_limit_then_enqueueing_at_once_still_runs_the_item() 
 
 async def test_lane_without_a_limit_follows_the_coordinators_limit() -> None:
     """A lane with no max_concurrency uses the coordinator's current limit, also after it is raised."""
-    gate = anyio.Event()
-
-    async def body(item: int) -> None:
-        await gate.wait()
+    gate = Gate()
 
     options = PriorityWorkCoordinatorOptions(
         lanes=["normal"], ephemeral_options=EphemeralOptions(max_concurrency=2, enable_dynamic_concurrency=True)
     )
-    async with PriorityWorkCoordinator(body, options) as c:
+    async with PriorityWorkCoordinator(gate, options) as c:
         c.set_max_concurrency(8)
         for i in range(8):
             await c.enqueue(i)
@@ -96,15 +94,12 @@ async def test_lane_without_a_limit_follows_the_coordinators_limit() -> None:
 
 async def test_enqueue_many_counts_only_accepted_items() -> None:
     """enqueue_many on a priority coordinator does not count items a full lane refused."""
-    gate = anyio.Event()
-
-    async def body(item: int) -> None:
-        await gate.wait()
+    gate = Gate()
 
     options = PriorityWorkCoordinatorOptions(
         lanes=[PriorityLane("normal", max_depth=1)], ephemeral_options=EphemeralOptions(max_concurrency=1)
     )
-    async with PriorityWorkCoordinator(body, options) as c:
+    async with PriorityWorkCoordinator(gate, options) as c:
         await c.enqueue(0)
         await anyio.sleep(0.1)
         assert await c.enqueue_many(range(1, 10)) == 1

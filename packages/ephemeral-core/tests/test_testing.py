@@ -10,6 +10,7 @@ import pytest
 from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator
 from ephemeral.core.testing import (
     ConcurrencyProbe,
+    Gate,
     ManualClock,
     Recorder,
     arun_readme_examples,
@@ -235,3 +236,21 @@ async def test_recorder_is_a_list_and_a_body_that_takes_its_delay() -> None:
     assert repr(recorded) == "Recorder(['a', 'b'], delay=2.0)"
     with pytest.raises(ValueError, match="delay"):
         Recorder(delay=-1)
+
+
+async def test_gate_holds_every_call_until_set() -> None:
+    gate = Gate()
+    passed: list[int] = []
+
+    async def call(item: int) -> None:
+        await gate(item)
+        passed.append(item)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, 1)
+        await anyio.sleep(5)
+        assert passed == [] and not gate.is_set()
+        gate.set()
+    await gate.wait()
+    await call(2)  # once set, calls go straight through
+    assert passed == [1, 2] and gate.is_set()

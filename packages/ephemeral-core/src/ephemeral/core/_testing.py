@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 __all__ = (
     "ConcurrencyProbe",
+    "Gate",
     "ManualClock",
     "ReadmeExample",
     "Recorder",
@@ -107,6 +108,43 @@ class ConcurrencyProbe:
 
     def __repr__(self) -> str:
         return f"ConcurrencyProbe(running={self.running}, peak={self.peak})"
+
+
+class Gate:
+    """An async body that holds every call until ``set()``: an ``anyio.Event`` to pass where a body goes.
+
+    For keeping work running (or waiting) while a test looks at it::
+
+        gate = Gate()
+        async with EphemeralWorkCoordinator(gate, EphemeralOptions(max_concurrency=2)) as coordinator:
+            for item in range(3):
+                await coordinator.enqueue(item)
+            ...  # two are running, one waits
+            gate.set()
+
+    Make it inside the event loop, as an ``anyio.Event``.
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    async def __call__(self, *args: object) -> None:
+        """Wait until the gate is set (whatever the arguments)."""
+        await self._event.wait()
+
+    def set(self) -> None:
+        """Let every waiting and later call through."""
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """Whether ``set()`` has been called."""
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        """Wait until the gate is set."""
+        await self._event.wait()
 
 
 class Recorder(list[T]):

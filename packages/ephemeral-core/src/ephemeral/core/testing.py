@@ -2,6 +2,7 @@
 
 * ``ConcurrencyProbe``: ``with probe:`` around a body's work counts the calls running at once; ``peak``
   is the most seen, for asserting a concurrency limit.
+* ``Gate``: an async body that holds every call until ``set()``.
 * ``Recorder``: a list that is also an async body (``await recorder(item)`` waits ``delay``, then appends).
 * ``ManualClock``: a monotonic clock the test moves by hand, for the ``clock=`` of caches, sinks,
   aggregation windows and responsibility managers.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from ._testing import (
     ConcurrencyProbe as ConcurrencyProbe,
+    Gate as Gate,
     ManualClock as ManualClock,
     ReadmeExample as ReadmeExample,
     Recorder as Recorder,
@@ -43,6 +45,7 @@ from ._testing import (
 
 __all__ = (
     "ConcurrencyProbe",
+    "Gate",
     "ManualClock",
     "ReadmeExample",
     "Recorder",
