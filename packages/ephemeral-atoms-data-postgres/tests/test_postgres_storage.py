@@ -22,12 +22,12 @@ import anyio.to_thread
 import psycopg
 import pydantic
 import pytest
-from anyio.abc import SocketAttribute
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ephemeral.atoms.data import DataStorageConfig
 from ephemeral.atoms.data_postgres import PostgresDataStorageAtom
 from ephemeral.core import AtomStats, SignalSink, TypedSignalSink
+from ephemeral.core.testing import TcpProxy, tcp_proxy as core_tcp_proxy
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/test"  # nothing listens on port 1: a connection would fail
 README = Path(__file__).parent.parent / "README.md"
@@ -517,63 +517,11 @@ async def test_after_a_lost_connection_the_dead_idle_ones_are_dropped_at_once(
     assert len(names(sink, f"retrying.data.{table}:*")) == 1
 
 
-class TcpProxy:
-    """Forwards 127.0.0.1:{port} to the server; ``stop()`` closes every connection and refuses new ones."""
-
-    def __init__(self, task_group: anyio.abc.TaskGroup, host: str, port: int) -> None:
-        self._task_group = task_group
-        self._target = (host, port)
-        self.port = 0
-        self._scope: anyio.CancelScope | None = None
-        self._stopped = anyio.Event()
-
-    async def start(self) -> None:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
-        self.port = listener.extra(SocketAttribute.local_port)
-        self._scope = scope = anyio.CancelScope()
-        self._stopped = stopped = anyio.Event()
-
-        async def serve() -> None:
-            try:
-                with scope:
-                    async with listener:
-                        await listener.serve(self._forward)
-            finally:
-                stopped.set()
-
-        self._task_group.start_soon(serve)
-
-    async def stop(self) -> None:
-        if self._scope is not None:
-            self._scope.cancel()
-            await self._stopped.wait()
-            self._scope = None
-
-    async def _forward(self, client: anyio.abc.SocketStream) -> None:
-        async with client, await anyio.connect_tcp(*self._target) as upstream, anyio.create_task_group() as tg:
-
-            async def pump(source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream) -> None:
-                try:
-                    async for chunk in source:
-                        await sink.send(chunk)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass
-                tg.cancel_scope.cancel()  # one side is done: close both
-
-            tg.start_soon(pump, client, upstream)
-            tg.start_soon(pump, upstream, client)
-
-
 @asynccontextmanager
 async def tcp_proxy(dsn: str) -> AsyncIterator[TcpProxy]:
     params = conninfo_to_dict(dsn)
-    async with anyio.create_task_group() as tg:
-        proxy = TcpProxy(tg, str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
-        await proxy.start()
-        try:
-            yield proxy
-        finally:
-            await proxy.stop()
+    async with core_tcp_proxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)) as proxy:
+        yield proxy
 
 
 @real_time

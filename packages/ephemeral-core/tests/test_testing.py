@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 
 from ephemeral.core import EphemeralOptions, EphemeralWorkCoordinator
@@ -22,6 +23,7 @@ from ephemeral.core.testing import (
     run_module_as_script,
     run_postgres_sql,
     run_readme_examples,
+    tcp_proxy,
 )
 
 README = """# Example
@@ -254,3 +256,44 @@ async def test_gate_holds_every_call_until_set() -> None:
     await gate.wait()
     await call(2)  # once set, calls go straight through
     assert passed == [1, 2] and gate.is_set()
+
+
+@pytest.mark.real_time
+async def test_tcp_proxy_forwards_then_plays_an_outage_and_comes_back_on_the_same_port() -> None:
+    async def echo(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            async for chunk in stream:
+                await stream.send(chunk)
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, echo)
+        server_port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with tcp_proxy("127.0.0.1", server_port) as proxy:
+            assert proxy.running and proxy.port not in (0, server_port)
+            with anyio.fail_after(5):
+                client = await anyio.connect_tcp("127.0.0.1", proxy.port)
+                await client.send(b"ping")
+                assert await client.receive() == b"ping"
+                await proxy.stop()
+                assert not proxy.running
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):  # closed by the outage
+                    await client.receive()
+                await client.aclose()
+                with pytest.raises(OSError, match="connection attempts failed"):  # refused while stopped
+                    await anyio.connect_tcp("127.0.0.1", proxy.port)
+                port = proxy.port
+                await proxy.start()
+                assert proxy.port == port
+                async with await anyio.connect_tcp("127.0.0.1", proxy.port) as again:
+                    await again.send(b"back")
+                    assert await again.receive() == b"back"
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "error"), [(1, 5432, TypeError), ("h", 0, ValueError), ("h", True, ValueError)]
+)
+async def test_tcp_proxy_checks_its_arguments(host: object, port: object, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        async with tcp_proxy(host, port):  # type: ignore[arg-type]
+            pass

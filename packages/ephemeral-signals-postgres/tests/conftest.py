@@ -82,12 +82,16 @@ def application_name() -> str:
 
 @pytest.fixture
 def spawn(postgres_dsn: str, application_name: str) -> Callable[..., Any]:
-    """``async with spawn(name, table, ...) as node``: a node process on this test's backend."""
+    """``async with spawn(name, table, ..., dsn=None) as node``: a node process on this test's backend.
+
+    ``dsn`` points it at another address of the server (a ``tcp_proxy``'s) instead of ``postgres_dsn``.
+    """
 
     @asynccontextmanager
-    async def start(name: str, *tables: str) -> AsyncIterator[Node]:
+    async def start(name: str, *tables: str, dsn: str | None = None) -> AsyncIterator[Node]:
         backend = sniffio.current_async_library()
-        args = [sys.executable, str(NODE), backend, postgres_dsn, ",".join(tables), name, application_name]
+        dsn = postgres_dsn if dsn is None else dsn
+        args = [sys.executable, str(NODE), backend, dsn, ",".join(tables), name, application_name]
         process = await anyio.open_process(args, stderr=None)
         node = Node(process, name)
         try:

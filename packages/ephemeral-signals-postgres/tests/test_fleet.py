@@ -8,6 +8,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from ephemeral.core.testing import tcp_proxy
 
 pytestmark = pytest.mark.real_time
 
@@ -88,6 +91,34 @@ async def test_every_connection_terminated_mid_run_loses_nothing_within_the_queu
         assert await a.ask("count", "bridge.connected") >= 2
         (stats,) = await a.ask("stats")
         assert stats["dropped"] == 0 and stats["connected"]
+
+
+async def test_a_server_outage_loses_nothing_within_the_queue_bound_and_the_node_reads_what_it_missed(
+    spawn: Callable[..., Any], table: str, postgres_dsn: str
+) -> None:
+    server = conninfo_to_dict(postgres_dsn)
+    async with tcp_proxy(str(server.get("host") or "127.0.0.1"), int(server.get("port") or 5432)) as proxy:
+        through_proxy = make_conninfo(postgres_dsn, host="127.0.0.1", port=str(proxy.port))
+        async with spawn("a", table, dsn=through_proxy) as a, spawn("b", table) as b:
+            await a.ask("emit", "before", None, 10)
+            assert await b.ask("wait", "before", 10, 5.0) is not None
+            await proxy.stop()  # for a, the server is gone: its connections are closed, new ones refused
+            assert await a.ask("wait", "bridge.disconnected", 1, 5.0) is not None
+            await a.ask("emit", "during", None, 500)  # queued: node.py's bridges hold max_queue=1000
+            await b.ask("emit", "during.b", None, 20)  # written while a cannot read
+            await anyio.sleep(1.0)  # a keeps retrying against a port that refuses
+            (stats,) = await a.ask("stats")
+            assert not stats["connected"] and stats["sent"] == 10
+            assert await b.ask("count", "during") == 0
+            await proxy.start()  # back, at the same address
+            assert await b.ask("wait", "during", 500, 10.0) is not None
+            assert await a.ask("wait", "during.b", 20, 10.0) is not None  # re-LISTENed and read what it missed
+            await anyio.sleep(0.3)
+            assert await b.ask("count", "during") == 500  # each exactly once
+            assert await a.ask("count", "during.b") == 20
+            assert await a.ask("count", "bridge.connected") >= 2
+            (stats,) = await a.ask("stats")
+            assert (stats["sent"], stats["dropped"], stats["queued"], stats["connected"]) == (510, 0, 0, True)
 
 
 async def test_two_bridges_on_one_sink_make_no_loop(spawn: Callable[..., Any], tables: Callable[[], str]) -> None:

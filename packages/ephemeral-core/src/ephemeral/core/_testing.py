@@ -9,12 +9,13 @@ import os
 import re
 import runpy
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import anyio
+import anyio.abc
 
 from ._checks import check_float
 
@@ -26,6 +27,7 @@ __all__ = (
     "ManualClock",
     "ReadmeExample",
     "Recorder",
+    "TcpProxy",
     "arun_readme_examples",
     "assert_accounted",
     "assert_lifecycle_faults",
@@ -36,6 +38,7 @@ __all__ = (
     "run_module_as_script",
     "run_postgres_sql",
     "run_readme_examples",
+    "tcp_proxy",
 )
 
 
@@ -518,3 +521,85 @@ def postgres_test_tables(dsn: str, prefix: str = "t") -> Iterator[Callable[[], s
     finally:
         for name in made:
             run_postgres_sql(dsn, f'DROP TABLE IF EXISTS "public"."{name}"')
+
+
+class TcpProxy:
+    """Forwards ``127.0.0.1:port`` to a server, and plays its outage.
+
+    ``stop()`` closes every connection through it and refuses new ones, ``start()`` listens again on
+    the same port. For testing what a client does when its server goes away and comes back, without touching the
+    server (which other tests may share). Use it through ``tcp_proxy(host, port)``.
+    """
+
+    def __init__(self, task_group: anyio.abc.TaskGroup, host: str, port: int) -> None:
+        self._task_group = task_group
+        self._target = (host, port)
+        self.port = 0
+        """The port the proxy listens on (0 before the first ``start()``; kept across restarts)."""
+        self._scope: anyio.CancelScope | None = None
+        self._stopped = anyio.Event()
+
+    @property
+    def running(self) -> bool:
+        """Whether the proxy listens and forwards now."""
+        return self._scope is not None
+
+    async def start(self) -> None:
+        """Listen (on the same port as before, after a ``stop()``) and forward every connection."""
+        if self._scope is not None:
+            return
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
+        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        self._scope = scope = anyio.CancelScope()
+        self._stopped = stopped = anyio.Event()
+
+        async def serve() -> None:
+            try:
+                with scope:
+                    async with listener:
+                        await listener.serve(self._forward)
+            finally:
+                stopped.set()
+
+        self._task_group.start_soon(serve)
+
+    async def stop(self) -> None:
+        """Close every forwarded connection and stop listening (connections are refused until ``start()``)."""
+        if self._scope is not None:
+            self._scope.cancel()
+            await self._stopped.wait()
+            self._scope = None
+
+    async def _forward(self, client: anyio.abc.SocketStream) -> None:
+        async with client, await anyio.connect_tcp(*self._target) as upstream, anyio.create_task_group() as tg:
+
+            async def pump(source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream) -> None:
+                try:
+                    async for chunk in source:
+                        await sink.send(chunk)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass
+                tg.cancel_scope.cancel()  # one side is done: close both
+
+            tg.start_soon(pump, client, upstream)
+            tg.start_soon(pump, upstream, client)
+
+
+@asynccontextmanager
+async def tcp_proxy(host: str, port: int) -> AsyncIterator[TcpProxy]:
+    """A started ``TcpProxy`` to ``host:port`` for the block (its port is ``proxy.port``); stopped at exit.
+
+    Its tasks run in the caller's event loop: a client in this process must use it from another thread
+    (as psycopg's sync API in worker threads does) or asynchronously; clients in child processes may block.
+    """
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"port must be an int in 1..65535, got {port!r}")
+    async with anyio.create_task_group() as tg:
+        proxy = TcpProxy(tg, host, port)
+        await proxy.start()
+        try:
+            yield proxy
+        finally:
+            await proxy.stop()

@@ -18,6 +18,9 @@
 * ``postgres_test_dsn``, ``run_postgres_sql`` and ``postgres_test_tables``: a real PostgreSQL server for
   the database packages' tests (the test is skipped when there is none); they import psycopg and pytest
   when called, so core depends on neither.
+* ``tcp_proxy(host, port)`` / ``TcpProxy``: a TCP proxy on 127.0.0.1 in front of a server, stopped
+  (every connection closed, new ones refused) and started again on the same port: a server outage for
+  one test, without touching the shared server.
 
 Time-based tests run in virtual time: the repository's pytest configuration runs each async test on
 asyncio (looptime) and trio (``MockClock``), so ``anyio.sleep`` takes no real time.
@@ -31,6 +34,7 @@ from ._testing import (
     ManualClock as ManualClock,
     ReadmeExample as ReadmeExample,
     Recorder as Recorder,
+    TcpProxy as TcpProxy,
     arun_readme_examples as arun_readme_examples,
     assert_accounted as assert_accounted,
     assert_lifecycle_faults as assert_lifecycle_faults,
@@ -41,6 +45,7 @@ from ._testing import (
     run_module_as_script as run_module_as_script,
     run_postgres_sql as run_postgres_sql,
     run_readme_examples as run_readme_examples,
+    tcp_proxy as tcp_proxy,
 )
 
 __all__ = (
@@ -49,6 +54,7 @@ __all__ = (
     "ManualClock",
     "ReadmeExample",
     "Recorder",
+    "TcpProxy",
     "arun_readme_examples",
     "assert_accounted",
     "assert_lifecycle_faults",
@@ -59,4 +65,5 @@ __all__ = (
     "run_module_as_script",
     "run_postgres_sql",
     "run_readme_examples",
+    "tcp_proxy",
 )
