@@ -18,17 +18,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ephemeral.atoms.data import (
-    DataStorageAtomBase,
     DataStorageConfig,
     DataStorageStats,
     IDataStorageAtom,
     StorageFullError,
     WriteItem,
 )
+from ephemeral.atoms.data.testing import DictStorageAtom
 from ephemeral.core import AtomStats, CoordinatorClosedError, SignalSink, TypedSignalSink
 
 
-class MemoryStorage(DataStorageAtomBase[str, Any]):
+class MemoryStorage(DictStorageAtom):
     """A dict store: writes take ``delay`` (virtual) seconds; keys in ``bad_keys`` fail their transaction;
     ``outage`` transient failures (ConnectionError) come first."""
 
@@ -37,7 +37,6 @@ class MemoryStorage(DataStorageAtomBase[str, Any]):
     ) -> None:
         self.delay = kw.pop("delay", 0.0)
         super().__init__(sink, config or DataStorageConfig(database_name="mem"), **kw)
-        self.data: dict[str, str] = {}
         self.batches: list[list[WriteItem]] = []
         self.bad_keys: set[str] = set()
         self.outage = 0
@@ -60,25 +59,7 @@ class MemoryStorage(DataStorageAtomBase[str, Any]):
         if any(key in self.bad_keys for key, _ in items):
             raise ValueError("constraint violated")
         self.batches.append(list(items))
-        for key, text in items:
-            if text is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = text
-
-    async def _read(self, key: str) -> str | None:
-        return self.data.get(key)
-
-    async def _count(self) -> int:
-        return len(self.data)
-
-    async def _keys(self) -> list[str]:
-        return sorted(self.data)
-
-    async def _clear(self) -> int:
-        removed = len(self.data)
-        self.data.clear()
-        return removed
+        await super()._write(items)
 
     def _is_transient(self, error: BaseException) -> bool:
         return isinstance(error, ConnectionError)

@@ -31,7 +31,7 @@ PINNED: dict[str, tuple[str, ...]] = {
         "StorageFullError",
         "WriteItem",
     ),
-    "ephemeral.atoms.data.testing": ("MakeStorageAtom", "check_storage_atom"),
+    "ephemeral.atoms.data.testing": ("DictStorageAtom", "MakeStorageAtom", "check_storage_atom"),
     "ephemeral.atoms.data_file": ("FileDataStorageAtom",),
     "ephemeral.atoms.data_postgres": ("PostgresDataStorageAtom",),
     "ephemeral.atoms.data_sqlite": ("SqliteDataStorageAtom",),

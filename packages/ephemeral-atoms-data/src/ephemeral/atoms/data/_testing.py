@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -11,10 +11,60 @@ import anyio.lowlevel
 from ephemeral.core import SignalEvent, SignalSink, TypedSignalSink
 from ephemeral.core.testing import assert_lifecycle_faults
 
-from ._base import DataStorageAtomBase, IDataStorageAtom
+from ._base import DataStorageAtomBase, IDataStorageAtom, WriteItem
 from ._config import DataStorageConfig
 
-__all__ = ("MakeStorageAtom", "check_storage_atom")
+__all__ = ("DictStorageAtom", "MakeStorageAtom", "check_storage_atom")
+
+
+class DictStorageAtom(DataStorageAtomBase[str, Any]):
+    """A storage atom over a dict of key to stored text: the in-memory backend for tests.
+
+    Give the same ``data`` to several atoms and they share one store (a reopened atom sees what an
+    earlier one wrote), as ``check_storage_atom`` requires; without it each atom has its own. Subclass
+    it to add delays or failures (override ``_write``, calling ``super()._write``).
+
+    Args:
+        sink: Where its signals go (None: a private sink).
+        config: The storage configuration (default: database ``"memory"``).
+        data: The dict to store in.
+        **options: ``value_type`` or ``serializer``, as for ``DataStorageAtomBase``.
+    """
+
+    def __init__(
+        self,
+        sink: SignalSink | TypedSignalSink[Any] | None = None,
+        config: DataStorageConfig | None = None,
+        data: dict[str, str] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(sink, config or DataStorageConfig(database_name="memory"), **options)
+        self.data: dict[str, str] = {} if data is None else data
+
+    async def _write(self, items: Sequence[WriteItem]) -> None:
+        for key, text in items:
+            if text is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = text
+
+    async def _read(self, key: str) -> str | None:
+        return self.data.get(key)
+
+    async def _contains(self, key: str) -> bool:
+        return key in self.data
+
+    async def _count(self) -> int:
+        return len(self.data)
+
+    async def _keys(self) -> list[str]:
+        return sorted(self.data)
+
+    async def _clear(self) -> int:
+        removed = len(self.data)
+        self.data.clear()
+        return removed
+
 
 #: ``make_atom(sink, config)``: a new, not yet entered atom on the backend's one store. Every call
 #: must reach the same store (the same directory, database file or table): the suite reopens it.

@@ -7,10 +7,16 @@ Every storage backend (files, SQLite, PostgreSQL, yours) must behave the same wa
     async def test_conforms_to_the_storage_contract(tmp_path):
         await check_storage_atom(lambda sink, config: FileDataStorageAtom(sink, config, tmp_path))
 
+``DictStorageAtom`` is the in-memory backend, for tests of code that uses a storage atom.
+
 The suite raises ``AssertionError`` (naming the check) at the first difference. Backends doing I/O in
 worker threads run it on the real clock (mark the test ``real_time``).
 """
 
-from ._testing import MakeStorageAtom as MakeStorageAtom, check_storage_atom as check_storage_atom
+from ._testing import (
+    DictStorageAtom as DictStorageAtom,
+    MakeStorageAtom as MakeStorageAtom,
+    check_storage_atom as check_storage_atom,
+)
 
-__all__ = ("MakeStorageAtom", "check_storage_atom")
+__all__ = ("DictStorageAtom", "MakeStorageAtom", "check_storage_atom")
