@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -382,8 +383,9 @@ async def test_a_clock_jumping_back_fires_nothing_twice() -> None:
     assert len(times) == 13
 
 
-async def test_drain_runs_every_stored_task_then_refuses_new_ones() -> None:
-    ran: list[str] = []
+@asynccontextmanager
+async def two_slow_tasks(ran: list[str]) -> AsyncIterator[DurableTaskAtom]:
+    """An atom holding tasks "a" and "b", each taking 1 s and then recording its name in ``ran``."""
 
     async def handler(task: DurableTask) -> None:
         await anyio.sleep(1)
@@ -392,6 +394,12 @@ async def test_drain_runs_every_stored_task_then_refuses_new_ones() -> None:
     async with DurableTaskAtom(handler) as durable:
         await durable.enqueue(DurableTask("a", "s", START))
         await durable.enqueue(DurableTask("b", "s", START))
+        yield durable
+
+
+async def test_drain_runs_every_stored_task_then_refuses_new_ones() -> None:
+    ran: list[str] = []
+    async with two_slow_tasks(ran) as durable:
         await durable.drain()  # waits for the stored tasks, not only those already handed to a worker
         assert ran == ["a", "b"]
         with pytest.raises(CoordinatorClosedError):
@@ -402,14 +410,7 @@ async def test_drain_runs_every_stored_task_then_refuses_new_ones() -> None:
 
 async def test_complete_refuses_new_tasks_while_stored_ones_still_run() -> None:
     ran: list[str] = []
-
-    async def handler(task: DurableTask) -> None:
-        await anyio.sleep(1)
-        ran.append(task.name)
-
-    async with DurableTaskAtom(handler) as durable:
-        await durable.enqueue(DurableTask("a", "s", START))
-        await durable.enqueue(DurableTask("b", "s", START))
+    async with two_slow_tasks(ran) as durable:
         durable.complete()
         with pytest.raises(CoordinatorClosedError):
             await durable.enqueue(DurableTask("c", "s", START))
