@@ -59,11 +59,35 @@ def make_emit(subscribed: bool) -> Callable[[str, str | None], None]:
     return sink.emit
 
 
+def make_emit_made_event() -> Callable[[str, str | None], None]:
+    """An event with an operation id emitted the documented way: ``sink.emit(sink.make_event(...))``."""
+    sink = SignalSink(max_capacity=1000)
+    emit, make_event = sink.emit, sink.make_event
+
+    def call(name: str, key: str | None = None) -> None:
+        emit(make_event(name, key, operation_id=1))
+
+    return call
+
+
+def make_emit_constructed_event() -> Callable[[str, str | None], None]:
+    """The same event built with its datetime at once: ``sink.emit(SignalEvent(name, 1, key, sink.now()))``."""
+    sink = SignalSink(max_capacity=1000)
+    emit, now = sink.emit, sink.now
+
+    def call(name: str, key: str | None = None) -> None:
+        emit(SignalEvent(name, 1, key, now()))
+
+    return call
+
+
 #: The emit-rate contenders: name -> factory of the function called `n` times as fn(EMIT_NAME, key=EMIT_KEY).
 EMIT_CONTENDERS: dict[str, Callable[[], Callable[[str, str | None], None]]] = {
     "floor: deque(maxlen=1000).append((name, key, monotonic()))": make_floor,
     "SignalSink.emit, no subscriber": lambda: make_emit(False),
     "SignalSink.emit, one no-op subscriber": lambda: make_emit(True),
+    "emit(sink.make_event(name, key, operation_id=1)), no subscriber": make_emit_made_event,
+    "emit(SignalEvent(name, 1, key, sink.now())), no subscriber": make_emit_constructed_event,
     "empty call (loop + call overhead, for scale)": lambda: _noop_call,
 }
 FLOOR = "floor: deque(maxlen=1000).append((name, key, monotonic()))"
