@@ -27,7 +27,7 @@ from anyio.abc import TaskGroup
 from ._async_handlers import AsyncSignalQueue
 from ._checks import check_async_callable
 from ._clock import TimeBase, loop_clock, to_seconds
-from ._counters import REFUSED, CoordinatorMetrics, Refused
+from ._counters import REFUSED, CoordinatorMetrics, CounterViews, Refused
 from ._events import SignalEvent
 from ._gates import Deferral, drain_requested
 from ._hooks import EventHook, Subscription
@@ -56,7 +56,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
+class CoordinatorBase(TaskGroupOwner, WindowViews[R], CounterViews, Generic[T, R]):
     """Lifecycle, intake and control of a coordinator, over its queue, dispatcher, window and counters.
 
     Workers are tasks in a pool owned by the coordinator's task group. They start on demand, up to
@@ -111,7 +111,7 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
             clock=time.monotonic,
             lifecycle_signals=options.emit_lifecycle_signals,
         )
-        self._counts, self._pool, self._room = run.counts, run.pool, run.room
+        self._pool, self._room = run.pool, run.room
         self._started = False
         self._refusing = True  # fast path of intake: not entered yet, or intake stopped
         self._registered = False
@@ -310,75 +310,12 @@ class CoordinatorBase(TaskGroupOwner, WindowViews[R], Generic[T, R]):
             raise RuntimeError("dynamic concurrency is disabled; set enable_dynamic_concurrency=True")
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"max concurrency must be an int >= 1, got {value!r}")
-        self._pool.set_limit(value)  # a woken worker above the limit exits
-        self._run.top_up()
+        self._run.set_limit(value)
 
     @property
     def current_max_concurrency(self) -> int:
         """How many bodies may run at once now."""
         return self._pool.limit
-
-    # -- counters -------------------------------------------------------------------------------
-
-    @property
-    def pending_count(self) -> int:
-        """Accepted items not started yet."""
-        return len(self._queue)
-
-    @property
-    def active_count(self) -> int:
-        """Bodies running now."""
-        return self._pool.active
-
-    @property
-    def total_enqueued(self) -> int:
-        """Items accepted."""
-        return self._counts.enqueued
-
-    @property
-    def total_completed(self) -> int:
-        """Bodies that returned."""
-        return self._counts.completed
-
-    @property
-    def total_failed(self) -> int:
-        """Bodies that raised."""
-        return self._counts.failed
-
-    @property
-    def total_skipped(self) -> int:
-        """Items dropped because a ``cancel_on_signals`` signal was live when they reached the front."""
-        return self._counts.skipped
-
-    @property
-    def total_cancelled(self) -> int:
-        """Items cancelled by ``cancel()`` or an error closing the coordinator, waiting or running."""
-        return self._counts.cancelled
-
-    @property
-    def is_completed(self) -> bool:
-        """Whether intake has stopped."""
-        return self._run.completed
-
-    @property
-    def is_paused(self) -> bool:
-        """Whether the coordinator is paused."""
-        return self._run.paused
-
-    @property
-    def is_cancelled(self) -> bool:
-        """Whether ``cancel()`` was called."""
-        return self._run.cancelled
-
-    @property
-    def is_drained(self) -> bool:
-        """Whether intake has stopped and every accepted item has finished."""
-        return self._run.is_drained
-
-    def get_metrics(self) -> CoordinatorMetrics:
-        """All counters at once."""
-        run = self._run
-        return self._counts.metrics(len(self._queue), self._pool.active, run.completed, run.paused, run.is_drained)
 
     @property
     def dropped_signal_count(self) -> int:

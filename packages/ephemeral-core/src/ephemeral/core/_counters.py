@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-__all__ = ("REFUSED", "CoordinatorMetrics", "OutcomeCounters", "Refused")
+if TYPE_CHECKING:
+    from ._workers import Dispatcher
+
+__all__ = ("REFUSED", "CoordinatorMetrics", "CounterViews", "OutcomeCounters", "Refused")
 
 
 class Refused(int):
@@ -87,3 +90,69 @@ class CoordinatorMetrics(NamedTuple):
     is_completed: bool
     is_paused: bool
     is_drained: bool
+
+
+class CounterViews:
+    """The public counters of a coordinator, read from its dispatcher (``_run``)."""
+
+    _run: Dispatcher
+
+    @property
+    def pending_count(self) -> int:
+        """Accepted items not started yet."""
+        return len(self._run.queue)
+
+    @property
+    def active_count(self) -> int:
+        """Bodies running now."""
+        return self._run.pool.active
+
+    @property
+    def total_enqueued(self) -> int:
+        """Items accepted."""
+        return self._run.counts.enqueued
+
+    @property
+    def total_completed(self) -> int:
+        """Bodies that returned."""
+        return self._run.counts.completed
+
+    @property
+    def total_failed(self) -> int:
+        """Bodies that raised."""
+        return self._run.counts.failed
+
+    @property
+    def total_skipped(self) -> int:
+        """Items dropped because a ``cancel_on_signals`` signal was live when they reached the front."""
+        return self._run.counts.skipped
+
+    @property
+    def total_cancelled(self) -> int:
+        """Items cancelled by ``cancel()`` or an error closing the coordinator, waiting or running."""
+        return self._run.counts.cancelled
+
+    @property
+    def is_completed(self) -> bool:
+        """Whether intake has stopped."""
+        return self._run.completed
+
+    @property
+    def is_paused(self) -> bool:
+        """Whether the coordinator is paused."""
+        return self._run.paused
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Whether ``cancel()`` was called."""
+        return self._run.cancelled
+
+    @property
+    def is_drained(self) -> bool:
+        """Whether intake has stopped and every accepted item has finished."""
+        return self._run.is_drained
+
+    def get_metrics(self) -> CoordinatorMetrics:
+        """All counters at once."""
+        run = self._run
+        return run.counts.metrics(len(run.queue), run.pool.active, run.completed, run.paused, run.is_drained)

@@ -229,6 +229,11 @@ class Dispatcher:
         if pool.workers - pool.active - len(pool.lot) <= 0:
             self.top_up()
 
+    def set_limit(self, value: int) -> None:
+        """Change how many bodies may run at once (a woken worker above the limit leaves)."""
+        self.pool.set_limit(value)
+        self.top_up()
+
     # -- workers ----------------------------------------------------------------------------------
 
     def top_up(self) -> None:
