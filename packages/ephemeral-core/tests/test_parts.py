@@ -32,6 +32,7 @@ from ephemeral.core.lowlevel import (
     OperationWindow,
     OutcomeCounters,
     ParkingLot,
+    Room,
     TimeBase,
     Verdict,
     WorkerPool,
@@ -196,6 +197,54 @@ def test_lane_queue_serves_the_highest_open_lane_and_counts_per_lane() -> None:
     queue.release(0)
     assert queue.take() == _entry(3, 0)
     assert [(lane.waiting, lane.running) for lane in queue.lanes] == [(0, 1), (0, 1)]
+
+
+def test_lane_queue_lanes_within_key_keep_the_keys_turns_by_arrival() -> None:
+    """Keys take turns by arrival; a key's turn starts its highest open lane; a key at its limit waits."""
+    queue = LaneQueue([PriorityLane("high", max_concurrency=1), PriorityLane("low")], 1, lanes_within_key=True)
+    for operation_id, (lane, key) in enumerate([(1, "a"), (1, "b"), (1, "a"), (0, "b"), (0, "b")], start=1):
+        queue.push(("item", operation_id, key, (lane, key)))
+    assert queue.waiting_for("b") == [2, 1] and queue.waiting_for("c") == [0, 0]
+    first = queue.take()
+    assert first is not None and first[1] == 1  # a's turn (arrival 1): its only lane is low
+    second = queue.take()
+    assert second is not None and second[1] == 4  # b's turn (arrival 2) starts its high item
+    assert queue.take() is None  # a and b are at their per-key limit
+    queue.release(first[3])
+    third = queue.take()
+    assert third is not None and third[1] == 3
+    queue.release(second[3])
+    fourth = queue.take()
+    assert fourth is not None and fourth[1] == 5
+    assert queue.running_for("b") == 1 and len(queue) == 1
+    two = LaneQueue([PriorityLane("high", max_concurrency=1), PriorityLane("low")], 2, lanes_within_key=True)
+    for operation_id, lane in enumerate([0, 0, 1], start=1):
+        two.push(("item", operation_id, "k", (lane, "k")))
+    assert [entry[1] for entry in (two.take(), two.take()) if entry is not None] == [1, 3]  # "high" at its limit
+    with pytest.raises(ValueError, match="lanes_within_key"):
+        LaneQueue([PriorityLane("x")], lanes_within_key=True)
+
+
+async def test_room_bounds_waiting_items_and_wakes_producers() -> None:
+    queue = FifoQueue()
+    room = Room(queue, 1)
+    assert room.free()
+    queue.push(_entry(1, None))
+    assert not room.free()
+    woken: list[bool] = []
+
+    async def producer() -> None:
+        await room.wait()
+        woken.append(room.free())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(producer)
+        await anyio.sleep(0.01)
+        assert woken == []
+        queue.take()
+        room.wake()
+    assert woken == [True]
+    room.wake()  # nobody waits: nothing to do
 
 
 def test_lane_queue_gate_skips_a_cancelled_lane_and_holds_a_deferred_one() -> None:
