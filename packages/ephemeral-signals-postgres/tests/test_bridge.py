@@ -247,3 +247,28 @@ async def test_a_retraction_removes_on_other_nodes_exactly_what_it_removed_here(
         await wait_for(lambda: b.count("pause") == 1)
         await anyio.sleep(0.2)
         assert [event.key for event in b.sense("pause")] == ["b-own"]  # not every key of the name
+
+
+@pytest.mark.real_time
+async def test_names_keys_and_operation_ids_cross_unchanged_whatever_they_hold(postgres_dsn: str, table: str) -> None:
+    a, b = SignalSink(), SignalSink()
+    async with PostgresSignalBridge(a, postgres_dsn, table=table), PostgresSignalBridge(b, postgres_dsn, table=table):
+        plain = [("p.one", None, next_id()), ("p.two", "k", next_id()), ("p.one", "k2", -5)]
+        odd = [
+            ("o.sep\x1fname", None, next_id()),
+            ("o.key", "", next_id()),
+            ("o.key", "\x1e", next_id()),
+            ("o.key", "a\x1fb", next_id()),
+            ("o.plain", None, next_id()),
+        ]
+        for prefix, batch in (("p.*", plain), ("o.*", odd)):
+            for name, key, operation_id in batch:  # one batch: no yield in between
+                a.emit(SignalEvent(name, operation_id, key, a.now()))
+            await wait_for(lambda prefix=prefix, batch=batch: b.count(prefix) == len(batch))  # type: ignore[misc]
+
+            def seen(sink: SignalSink, prefix: str = prefix) -> list[tuple[Any, ...]]:
+                return sorted(
+                    (e.signal, e.key or "", e.key is None, e.operation_id, e.timestamp) for e in sink.sense(prefix)
+                )
+
+            assert seen(b) == seen(a)

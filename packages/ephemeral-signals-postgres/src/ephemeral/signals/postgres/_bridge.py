@@ -107,11 +107,12 @@ def _to_json(payload: Any) -> str:
     return text
 
 
-def _plain_columns(batch: list[Any]) -> tuple[list[Any], ...] | None:
-    """The names, keys, operation ids and timestamps of a batch of signals without payload or NUL.
+def _plain_columns(batch: list[Any]) -> tuple[str, str, str, list[Any]] | None:
+    """A batch of signals without payload as the parameters of the plain insert, built in C.
 
-    The usual batch, read without a Python loop; None when the batch needs the general form (a
-    retraction, a payload, a NUL to refuse).
+    Names and keys are joined with the unit separator (a key that is None as the record separator), the
+    operation ids with spaces; the timestamps stay a list. None when the batch needs the general form: a
+    retraction, a payload, a NUL to refuse, or a name or key that is empty or holds a separator.
     """
     if not batch:
         return None
@@ -119,9 +120,20 @@ def _plain_columns(batch: list[Any]) -> tuple[list[Any], ...] | None:
         names, keys, operations, stamps, payloads = zip(*map(_FIELDS, batch), strict=True)
     except AttributeError:  # a retraction (it has no payload)
         return None
-    if payloads.count(None) != len(payloads) or "\x00" in "".join(names) or "\x00" in "".join(filter(None, keys)):
+    if payloads.count(None) != len(payloads) or "" in names or "" in keys:
         return None
-    return list(names), list(keys), list(operations), list(stamps)
+    name_text = "\x1f".join(names)
+    key_text = "\x1f".join(["\x1e" if key is None else key for key in keys])
+    if (
+        name_text.count("\x1f") != len(names) - 1  # no name holds a separator
+        or key_text.count("\x1f") != len(keys) - 1
+        or "\x1e" in name_text
+        or key_text.count("\x1e") != keys.count(None)  # only the missing keys are marks
+        or "\x00" in name_text
+        or "\x00" in key_text
+    ):
+        return None
+    return name_text, key_text, " ".join(map(str, operations)), list(stamps)
 
 
 def _default_node_id() -> str:
@@ -277,11 +289,13 @@ class PostgresSignalBridge(TaskGroupOwner):
             "SELECT %s, * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::bigint[], "
             "%b::timestamptz[], %b::jsonb[]) ON CONFLICT (node_id, seq) DO NOTHING"
         )
-        # The usual batch: signals without payload; four arrays, the row numbers counted by the server.
+        # The usual batch: signals without payload. Names, keys and operation ids travel as one text each,
+        # joined in C (see _plain_columns), the timestamps as an array; the server numbers the rows.
         self._plain_insert_sql = (
             f"INSERT INTO {qualified} (node_id, seq, kind, signal, key, operation_id, ts) "
-            "SELECT %s, %s + n, 'emit', signal, key, op, ts FROM unnest(%b::text[], %b::text[], %b::bigint[], "
-            "%b::timestamptz[]) WITH ORDINALITY AS u(signal, key, op, ts, n) ON CONFLICT (node_id, seq) DO NOTHING"
+            "SELECT %s, %s + n, 'emit', signal, key, op, ts FROM unnest(string_to_array(%s, E'\\x1f'), "
+            "string_to_array(%s, E'\\x1f', E'\\x1e'), string_to_array(%s, ' ')::bigint[], %b::timestamptz[]) "
+            "WITH ORDINALITY AS u(signal, key, op, ts, n) ON CONFLICT (node_id, seq) DO NOTHING"
         )
         self._notify_sql = f"NOTIFY {self._quoted_channel}"
         self._listen_sql = f"LISTEN {self._quoted_channel}"
