@@ -4,6 +4,7 @@ first enqueue both count an item and fail)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from ephemeral.core import (
     PriorityWorkCoordinator,
     PriorityWorkCoordinatorOptions,
 )
-from ephemeral.core.lowlevel import CoordinatorBase, PersistAtom, TaskGroupOwner, owned_task_group
+from ephemeral.core.lowlevel import CoordinatorBase, PersistAtom, TaskGroupOwner, cancel_probe, owned_task_group
 from ephemeral.core.testing import assert_lifecycle_faults
 
 
@@ -194,6 +195,71 @@ async def test_item_offered_after_a_cancellation_reached_the_coordinator_is_refu
             assert c.total_enqueued == 0
     assert c.is_completed
     assert _accounted(c)
+
+
+def _with_body(kind: str, body: Callable[[int], Awaitable[None]], limit: int) -> CoordinatorBase[Any, Any]:
+    options = EphemeralOptions(max_concurrency=limit)
+    if kind == "keyed":
+        return EphemeralKeyedWorkCoordinator(lambda item: item % 3, body, options)
+    if kind == "priority":
+        return PriorityWorkCoordinator(body, PriorityWorkCoordinatorOptions(ephemeral_options=options))
+    if kind == "result":
+        return EphemeralResultCoordinator(body, options)
+    return EphemeralWorkCoordinator(body, options)
+
+
+@pytest.mark.parametrize("kind", sorted(COORDINATORS))
+@pytest.mark.parametrize(("last", "limit"), [(0, 1), (4, 1), (30, 1), (7, 3)])
+async def test_nothing_starts_after_a_body_cancels_the_outer_scope(kind: str, last: int, limit: int) -> None:
+    """A body that cancels the scope around the coordinator and returns without awaiting: no queued item
+    starts after it (the workers run items back to back without suspending, so they check first), and
+    every accepted item is accounted for."""
+    started: list[int] = []
+
+    async def body(item: int) -> None:
+        started.append(item)
+        if item == last:
+            scope.cancel()
+
+    c = _with_body(kind, body, limit)
+    with anyio.CancelScope() as scope:
+        async with c:
+            for item in range(60):
+                await c.enqueue(item)
+    assert scope.cancelled_caught
+    assert started[-1] == last or (limit > 1 and last in started)
+    assert len(started) <= last + limit  # the others running at that moment may have started, no more
+    assert _accounted(c)
+
+
+async def test_cancel_probe_follows_the_scopes_around_the_task() -> None:
+    """cancel_probe agrees with anyio.current_effective_deadline: cancelled scopes count, a shield stops them."""
+    assert cancel_probe()() is False
+    with anyio.CancelScope() as outer:
+        probe = cancel_probe()
+        assert probe() is False
+        outer.cancel()
+        assert probe() is True
+        assert anyio.current_effective_deadline() == -math.inf
+        with anyio.CancelScope(shield=True):
+            assert cancel_probe()() is False
+            assert anyio.current_effective_deadline() != -math.inf
+            await anyio.lowlevel.checkpoint()  # shielded: not cancelled here
+        assert probe() is True
+        await anyio.lowlevel.checkpoint()  # the cancellation arrives
+    assert outer.cancelled_caught
+    async with anyio.create_task_group() as tg:
+        seen: list[bool] = []
+
+        async def child() -> None:
+            probe = cancel_probe()
+            seen.append(probe())
+            tg.cancel_scope.cancel()
+            seen.append(probe())
+            await anyio.sleep_forever()
+
+        tg.start_soon(child)
+    assert seen == [False, True]
 
 
 # -- outer cancel scopes at random deadlines --------------------------------------------------------

@@ -526,9 +526,6 @@ class EphemeralSignalJobRunner(TaskGroupOwner):
         operation = current_operation()
         token = _current_chain.set(invocation.chain)
         try:
-            # A worker may take the next item after an outer cancellation reached it (asyncio): that
-            # item is cancelled here, before anything of it starts.
-            await anyio.lowlevel.checkpoint_if_cancelled()
             if job.responsibility is not None:
                 ack_key = invocation.key if invocation.key is not None else str(operation.id)
                 job.responsibility.pin_until_queried(operation.id, None, ack_key, descriptor.name)

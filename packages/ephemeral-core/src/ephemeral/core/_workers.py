@@ -18,8 +18,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
+from ._cancel import cancel_probe
 from ._counters import OutcomeCounters
 from ._gates import Deferral, Gates, Verdict
 from ._matcher import PatternSet
@@ -279,6 +281,7 @@ class Dispatcher:
         )
         release = queue.release if queue.tracks_release else None
         signals = self.lifecycle_signals
+        cancelled, checkpoint = cancel_probe(), anyio.lowlevel.checkpoint
         now: float | None = None  # the clock when nothing was awaited since the last reading
         try:
             while pool.workers <= pool.limit:
@@ -293,6 +296,10 @@ class Dispatcher:
                         if verdict is _PARK:
                             await lot.park()
                         continue
+                if cancelled():  # cancelled while nothing was awaited (a body cancelled its scope and
+                    await checkpoint()  # returned): start nothing more; the cancellation arrives here
+                    now = None
+                    continue
                 entry = take()
                 if entry is None:
                     await lot.park()

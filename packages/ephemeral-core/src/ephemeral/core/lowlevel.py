@@ -26,6 +26,7 @@ from ._backoff import (
     parse_retry_hint as parse_retry_hint,
 )
 from ._bounded import BoundedMap as BoundedMap
+from ._cancel import cancel_probe as cancel_probe
 from ._causal import cause_chain as cause_chain, caused_event as caused_event
 from ._checks import (
     check_async_callable as check_async_callable,
@@ -102,6 +103,7 @@ __all__ = (
     "WorkQueue",
     "WorkerPool",
     "call_isolated",
+    "cancel_probe",
     "cause_chain",
     "caused_event",
     "check_async_callable",
