@@ -23,7 +23,14 @@ from ephemeral.core import (
     PriorityWorkCoordinator,
     PriorityWorkCoordinatorOptions,
 )
-from ephemeral.core.lowlevel import CoordinatorBase, PersistAtom, TaskGroupOwner, cancel_probe, owned_task_group
+from ephemeral.core.lowlevel import (
+    ClosableResource,
+    CoordinatorBase,
+    PersistAtom,
+    TaskGroupOwner,
+    cancel_probe,
+    owned_task_group,
+)
 from ephemeral.core.testing import assert_lifecycle_faults
 
 
@@ -370,3 +377,31 @@ async def test_lifecycle_fault_rules_report_the_broken_rule(swallow: bool, messa
         with pytest.raises(AssertionError, match=message):
             await assert_lifecycle_faults(lambda: _Leaky(tg, swallow=swallow))
         tg.cancel_scope.cancel()
+
+
+async def test_a_closable_resource_is_usable_until_closed_once() -> None:
+    """ClosableResource: async with optional, closing releases once, then entering and use are refused."""
+
+    class Held(ClosableResource):
+        def __init__(self) -> None:
+            self.released = 0
+
+        def use(self) -> str:
+            self._check_open()
+            return "used"
+
+        def _on_close(self) -> None:
+            self.released += 1
+
+    held = Held()
+    assert held.use() == "used" and not held.closed  # usable without async with
+    async with held as entered:
+        assert entered is held
+    assert held.closed and held.released == 1
+    await held.aclose()
+    assert held.released == 1  # closing again is a no-op
+    with pytest.raises(CoordinatorClosedError, match="this Held is closed"):
+        held.use()
+    with pytest.raises(CoordinatorClosedError, match="this Held is closed"):
+        async with held:
+            pass

@@ -38,6 +38,7 @@ from ._checks import (
     is_async_callable as is_async_callable,
 )
 from ._clock import TimeBase as TimeBase, loop_clock as loop_clock, to_seconds as to_seconds, utc_now as utc_now
+from ._closable import ClosableResource as ClosableResource
 from ._coordinator import CoordinatorBase as CoordinatorBase
 from ._counters import OutcomeCounters as OutcomeCounters, Refused as Refused
 from ._flush import FlushBuffer as FlushBuffer
@@ -74,6 +75,7 @@ __all__ = (
     "AtomBase",
     "BackoffPolicy",
     "BoundedMap",
+    "ClosableResource",
     "CoordinatorBase",
     "Deferral",
     "Dispatcher",

@@ -8,16 +8,14 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import anyio
-from anyio.abc import AsyncResource
 
-from ephemeral.core import CoordinatorClosedError, EphemeralLruCache, EphemeralLruCacheOptions, SignalEvent, SignalSink
-from ephemeral.core.lowlevel import check_async_callable, check_int, to_seconds
+from ephemeral.core import EphemeralLruCache, EphemeralLruCacheOptions, SignalEvent, SignalSink
+from ephemeral.core.lowlevel import ClosableResource, check_async_callable, check_int, to_seconds
 
 __all__ = ("SlidingCacheAtom", "SlidingCacheStats")
 
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
-_Self = TypeVar("_Self", bound="SlidingCacheAtom[Any, Any]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +49,7 @@ class SlidingCacheStats:
     compute_errors: int
 
 
-class SlidingCacheAtom(AsyncResource, Generic[K, R]):
+class SlidingCacheAtom(ClosableResource, Generic[K, R]):
     """Caches what ``await compute(key)`` returns; every hit resets the entry's sliding expiration.
 
     An entry expires ``sliding_expiration`` after its last access, and in any case
@@ -137,27 +135,14 @@ class SlidingCacheAtom(AsyncResource, Generic[K, R]):
         self._sink = self._cache.signals
         self._computes = 0
         self._compute_errors = 0
-        self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def __aenter__(self: _Self) -> _Self:
-        self._check_open()
-        return self
+    def _on_close(self) -> None:
+        self._cache.clear()  # every entry dropped; get_or_compute and entering refuse from now on
 
-    async def aclose(self) -> None:
-        """Drop every entry and refuse further ``get_or_compute`` calls. Idempotent."""
-        self._closed = True
-        self._cache.clear()
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``aclose()`` has been called (or the ``async with`` block left)."""
-        return self._closed
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise CoordinatorClosedError("SlidingCacheAtom is closed; no new values are computed")
+    def _closed_message(self) -> str:
+        return "SlidingCacheAtom is closed; no new values are computed"
 
     # -- reading ----------------------------------------------------------------------------------
 

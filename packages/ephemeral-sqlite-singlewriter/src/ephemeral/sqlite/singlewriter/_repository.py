@@ -5,11 +5,9 @@ from __future__ import annotations
 import sqlite3
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from anyio.abc import AsyncResource
-
-from ephemeral.core import CoordinatorClosedError
+from ephemeral.core.lowlevel import ClosableResource
 from ephemeral.core.sql import quote_identifier
 
 from ._connection import SqliteConnection, SqlParams, bind_params
@@ -20,10 +18,9 @@ __all__ = ("SqliteRepository",)
 E = TypeVar("E")
 K = TypeVar("K")
 T = TypeVar("T")
-_Self = TypeVar("_Self", bound="SqliteRepository[Any, Any]")
 
 
-class SqliteRepository(AsyncResource, Generic[E, K]):
+class SqliteRepository(ClosableResource, Generic[E, K]):
     """CRUD for one table over a ``SqliteSingleWriter``, with reads cached and invalidated on change.
 
     Subclass it and implement the five abstract methods (how to read one entity, read them all, build
@@ -31,8 +28,9 @@ class SqliteRepository(AsyncResource, Generic[E, K]):
     ``"{table}:{id}"`` and ``get_all`` under ``"{table}:all"``; ``insert`` invalidates ``:all`` (and
     the new entity's id), ``update`` and ``delete`` invalidate ``:{id}`` and ``:all``.
 
-    The repository borrows the writer: closing the repository never closes it (several repositories,
-    and anything else, may share one writer; its owner closes it).
+    The repository borrows the writer: closing the repository (``aclose()``, or leaving ``async with``)
+    refuses further calls on it but never closes the writer (several repositories, and anything else,
+    may share one writer; its owner closes it).
 
     Args:
         writer: The writer to run on (often ``SqliteSingleWriter.get_or_create(path)``).
@@ -52,7 +50,6 @@ class SqliteRepository(AsyncResource, Generic[E, K]):
         self._writer = writer
         self._table = table
         self._id_column = id_column
-        self._closed = False
 
     # -- what a subclass supplies -------------------------------------------------------------
 
@@ -78,22 +75,8 @@ class SqliteRepository(AsyncResource, Generic[E, K]):
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def __aenter__(self: _Self) -> _Self:
-        self._check_open()
-        return self
-
-    async def aclose(self) -> None:
-        """Refuse further calls on this repository; the writer stays open for its other users."""
-        self._closed = True
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``aclose()`` has been called."""
-        return self._closed
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise CoordinatorClosedError(f"the SqliteRepository of table {self._table!r} is closed")
+    def _closed_message(self) -> str:
+        return f"the SqliteRepository of table {self._table!r} is closed"
 
     # -- keys and names -----------------------------------------------------------------------
 
