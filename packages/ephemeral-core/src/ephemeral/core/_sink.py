@@ -119,41 +119,54 @@ def _hot_path(
     Subscribers run inline under the "firing" flag; an emit while it is set (a subscriber emitting,
     or another thread while they run) goes through ``EventHook.fire``, which bounds nesting per
     thread. With exactly one subscriber, ``emit`` calls it itself (no loop, no extra call).
+    Anything but a plain str goes through ``emit_other``, off the hot path.
     """
     append = window.append
     handlers: tuple[_Handler, ...] = ()
-    single: _Handler | None = None  # the handler when there is exactly one: no loop (saves a tuple iterator)
     firing = False
+
+    def deliver_all(event: SignalEvent[Any]) -> None:
+        for handler in handlers:
+            try:
+                handler(event)
+            except Exception:
+                _handler_failed(subscribers, handler)
+
+    # The one subscriber itself when there is exactly one (no loop: saves a tuple iterator), else deliver_all.
+    deliver: _Handler = deliver_all
 
     def emit(signal: str | SignalEvent[Any], key: str | None = None) -> None:
         nonlocal firing
-        if signal.__class__ is str:
-            if not handlers:
-                append((signal, next(_ids), key, clock(), None))  # one statement: see SignalSink._remove
-                return
-            event: SignalEvent[Any] = _tuple_new(SignalEvent, (signal, next(_ids), key, clock(), timebase, None, None))
-            append(event)
-        elif isinstance(signal, SignalEvent):  # a ready event: its entry carries it, with a fresh sequence number
-            event = signal
-            append((signal[0], next(_ids), signal[2], clock(), signal))
-            if not handlers:
-                return
-        elif isinstance(signal, str):  # a str subclass, such as a str-valued Enum member: store the plain name
-            event = _tuple_new(SignalEvent, (str.__str__(signal), next(_ids), key, clock(), timebase, None, None))
-            append(event)
-        else:
-            raise TypeError(f"signal must be a str or a SignalEvent, got {signal!r}")
-        handler = single
-        if handler is None or firing:  # several subscribers (or none), or a nested or concurrent emit
-            fire(event)
+        if signal.__class__ is not str:
+            emit_other(signal, key)
+            return
+        if not handlers:
+            append((signal, next(_ids), key, clock(), None))  # one statement: see SignalSink._remove
+            return
+        event: SignalEvent[Any] = _tuple_new(SignalEvent, (signal, next(_ids), key, clock(), timebase, None, None))
+        append(event)
+        if firing:  # a nested emit (a subscriber emitting) or another thread's while subscribers run
+            subscribers.fire(event)
             return
         firing = True
         try:
-            handler(event)
-        except Exception:
-            _handler_failed(subscribers, handler)
+            deliver(event)
+        except Exception:  # only the one subscriber's: deliver_all isolates each of several
+            _handler_failed(subscribers, deliver)
         finally:
             firing = False
+
+    def emit_other(signal: object, key: str | None) -> None:
+        if isinstance(signal, SignalEvent):  # a ready event: its entry carries it, with a fresh sequence number
+            append((signal[0], next(_ids), signal[2], clock(), signal))
+            if handlers:
+                fire(signal)
+        elif isinstance(signal, str):  # a str subclass, such as a str-valued Enum member: store the plain name
+            event = _tuple_new(SignalEvent, (str.__str__(signal), next(_ids), key, clock(), timebase, None, None))
+            append(event)
+            fire(event)
+        else:
+            raise TypeError(f"signal must be a str or a SignalEvent, got {signal!r}")
 
     def fire(event: SignalEvent[Any]) -> None:
         nonlocal firing
@@ -164,11 +177,9 @@ def _hot_path(
             return
         firing = True
         try:
-            for handler in handlers:
-                try:
-                    handler(event)
-                except Exception:
-                    _handler_failed(subscribers, handler)
+            deliver(event)
+        except Exception:
+            _handler_failed(subscribers, deliver)
         finally:
             firing = False
 
@@ -177,12 +188,11 @@ def _hot_path(
         append = fresh.append
 
     def set_handlers(fresh: tuple[_Handler, ...]) -> None:
-        nonlocal handlers, single
-        # Whenever ``single`` is not None it is the only handler: cleared first, set last.
-        single = None
+        nonlocal handlers, deliver
+        deliver = deliver_all  # first, so that no emit calls a former single subscriber after this
         handlers = fresh
         if len(fresh) == 1:
-            single = fresh[0]
+            deliver = fresh[0]
 
     return emit, fire, set_window, set_handlers
 
