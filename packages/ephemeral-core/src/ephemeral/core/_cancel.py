@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -28,24 +29,24 @@ def cancel_probe() -> Callable[[], bool]:
 
 
 def _trio_probe() -> Callable[[], bool] | None:
+    trio = sys.modules.get("trio")  # a running trio is imported; never import it here (4 MiB)
+    if trio is None:
+        return None
     try:
-        import trio.lowlevel
-
         task: Any = trio.lowlevel.current_task()
         if not isinstance(task._cancel_status.effectively_cancelled, bool):
             return None
-    except Exception:  # not in trio, trio missing, or its internals differ
+    except Exception:  # not in trio, or its internals differ
         return None
     return lambda: task._cancel_status.effectively_cancelled
 
 
 def _asyncio_probe() -> Callable[[], bool] | None:
+    asyncio, backend = sys.modules.get("asyncio"), sys.modules.get("anyio._backends._asyncio")
+    if asyncio is None or backend is None:  # asyncio is not running: nothing to read (and nothing imported)
+        return None
     try:
-        import asyncio  # noqa: TID251 (reading the running task; nothing is scheduled)
-
-        from anyio._backends._asyncio import _task_states
-
-        state: Any = _task_states[asyncio.current_task()]  # type: ignore[index]
+        state: Any = backend._task_states[asyncio.current_task()]
         scope = state.cancel_scope
         if scope is not None:
             scope._cancel_called, scope._shield, scope._parent_scope  # noqa: B018 (the names exist)
