@@ -19,7 +19,7 @@ from ._hooks import EventHook, Subscription
 from ._matcher import GlobPattern, PatternSet, compile_pattern, literal_prefix
 from ._window_index import WindowIndex, as_event, operation_id as operation_of
 
-__all__ = ("SignalFilter", "SignalSink", "SignalSource", "as_predicate", "next_id")
+__all__ = ("SignalFilter", "SignalSink", "SignalSource", "SignalTap", "as_predicate", "next_id")
 
 _log = logging.getLogger("ephemeral.core")
 
@@ -104,15 +104,89 @@ def _handler_failed(subscribers: EventHook[SignalEvent[Any]], handler: _Handler)
     _log.exception("%s: handler %r failed", subscribers.label, handler)
 
 
+class SignalTap:
+    """The signals emitted on a sink since the tap was opened, waiting to be taken (``SignalSink.open_tap``).
+
+    Every signal emitted on the sink (``emit`` in every form, ``emit_caused``, typed emits), on any
+    thread, is kept here until ``take``; signals the sink received from elsewhere (``restore``) are not.
+    The emitting thread only appends the sink's own window entry to a bounded deque: no event is built
+    and no code of the consumer runs, so a tap costs ``emit`` far less than a subscriber. At most
+    ``max_pending`` wait: beyond it the oldest are lost and counted in ``dropped``.
+    """
+
+    __slots__ = ("__weakref__", "_detach", "_entries", "_lock", "_reads", "_taken", "_ticks", "_timebase")
+
+    def __init__(self, max_pending: int, timebase: TimeBase, detach: Callable[[SignalTap], None]) -> None:
+        self._entries: deque[_Entry] = deque(maxlen=max_pending)
+        self._ticks = itertools.count()  # advanced once per entry stored (after it) and once per read
+        self._reads = 0
+        self._taken = 0
+        self._timebase = timebase
+        self._detach: Callable[[SignalTap], None] | None = detach
+        self._lock = threading.Lock()
+
+    def _store_functions(self) -> tuple[Callable[[_Entry], None], Callable[[], int]]:
+        return self._entries.append, self._ticks.__next__
+
+    def take(self) -> list[SignalEvent[Any]]:
+        """The signals waiting, oldest first, as events; they no longer wait. Thread-safe."""
+        with self._lock:
+            entries = self._entries
+            popleft = entries.popleft
+            taken = [popleft() for _ in range(len(entries))]
+            self._taken += len(taken)
+        timebase = self._timebase
+        return [as_event(entry, timebase) for entry in taken]
+
+    @property
+    def dropped(self) -> int:
+        """How many signals were lost because ``max_pending`` were waiting.
+
+        Exact once the emits running on other threads have returned (an entry is counted just after
+        it is stored, so one being stored right now may be missing from the count, never extra).
+        """
+        with self._lock:
+            stored = next(self._ticks) - self._reads
+            self._reads += 1
+            return max(stored - self._taken - len(self._entries), 0)
+
+    @property
+    def max_pending(self) -> int:
+        """The most signals that wait."""
+        maxlen = self._entries.maxlen
+        assert maxlen is not None
+        return maxlen
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._detach is None
+
+    def close(self) -> None:
+        """Stop collecting; the signals already waiting can still be taken. Closing again does nothing."""
+        detach, self._detach = self._detach, None
+        if detach is not None:
+            detach(self)
+
+    def __len__(self) -> int:
+        """How many signals wait."""
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._detach is None else "open"
+        return f"<SignalTap {state} waiting={len(self._entries)} max_pending={self.max_pending}>"
+
+
 def _hot_path(
     window: deque[_Entry], clock: Callable[[], float], timebase: TimeBase, subscribers: EventHook[SignalEvent[Any]]
 ) -> tuple[
     Callable[[str | SignalEvent[Any], str | None], None],
     Callable[[SignalEvent[Any]], None],
-    Callable[[deque[_Entry]], None],
+    Callable[[_Entry], None],
+    Callable[[deque[_Entry] | None, tuple[SignalTap, ...] | None], None],
     Callable[[tuple[_Handler, ...]], None],
 ]:
-    """A sink's ``emit`` and ``fire``, closures over local cells, and the setters of those cells.
+    """A sink's ``emit``, ``fire`` and ``store``, closures over local cells, and the setters of those cells.
 
     The hot path of the whole library: kept flat on purpose (no helper calls, no attribute reads),
     see benchmarks/README.md ("Profiles"). The closures hold no reference to the sink (no cycle).
@@ -120,8 +194,14 @@ def _hot_path(
     or another thread while they run) goes through ``EventHook.fire``, which bounds nesting per
     thread. With exactly one subscriber, ``emit`` calls it itself (no loop, no extra call).
     Anything but a plain str goes through ``emit_other``, off the hot path.
+
+    ``append`` stores a locally emitted entry: the window's own ``append`` while no tap is open (so the
+    taps cost nothing to anyone else), else a small function storing it in the window and every tap.
+    ``store`` is the same for callers outside (``_emit_built``); restored entries bypass both.
     """
-    append = window.append
+    append: Callable[[_Entry], None] = window.append
+    window_append = window.append
+    taps: tuple[SignalTap, ...] = ()
     handlers: tuple[_Handler, ...] = ()
     firing = False
 
@@ -183,9 +263,38 @@ def _hot_path(
         finally:
             firing = False
 
-    def set_window(fresh: deque[_Entry]) -> None:
-        nonlocal append
-        append = fresh.append
+    def store(entry: _Entry) -> None:
+        append(entry)
+
+    def set_storage(fresh: deque[_Entry] | None, fresh_taps: tuple[SignalTap, ...] | None) -> None:
+        """Replace the window and/or the taps (the caller holds the sink's lock); rebuild ``append``."""
+        nonlocal append, window_append, taps
+        if fresh is not None:
+            window_append = fresh.append
+        if fresh_taps is not None:
+            taps = fresh_taps
+        into_window = window_append
+        if not taps:
+            append = into_window
+        elif len(taps) == 1:
+            into_tap, tick = taps[0]._store_functions()
+
+            def append_one(entry: _Entry) -> None:
+                into_window(entry)
+                into_tap(entry)
+                tick()
+
+            append = append_one
+        else:
+            stores = tuple(tap._store_functions() for tap in taps)
+
+            def append_all(entry: _Entry) -> None:
+                into_window(entry)
+                for into_tap, tick in stores:
+                    into_tap(entry)
+                    tick()
+
+            append = append_all
 
     def set_handlers(fresh: tuple[_Handler, ...]) -> None:
         nonlocal handlers, deliver
@@ -194,7 +303,7 @@ def _hot_path(
         if len(fresh) == 1:
             deliver = fresh[0]
 
-    return emit, fire, set_window, set_handlers
+    return emit, fire, store, set_storage, set_handlers
 
 
 class SignalSource(Protocol):
@@ -223,6 +332,10 @@ class SignalSink:
     an index by name and prefix, so their cost follows the matches rather than the window; ``detect``
     stops at the first match. The index is brought up to date by the queries themselves, so ``emit``
     pays nothing for it.
+
+    ``open_tap(max_pending)`` collects the signals emitted here (not those restored from elsewhere) in a
+    bounded ``SignalTap`` that a consumer empties with ``take()``: the cheap alternative to a subscriber
+    for carrying signals away (an open tap adds one small function call to ``emit``; none costs nothing).
 
     Args:
         max_capacity: The most signals the sink keeps (oldest go first).
@@ -255,7 +368,8 @@ class SignalSink:
         self._sources: list[weakref.ref[SignalSource]] = []
         self._lock = threading.Lock()
         self._index = WindowIndex(self._time)
-        emit, self._fire, self._set_window, self._set_handlers = _hot_path(
+        self._taps: tuple[SignalTap, ...] = ()
+        emit, self._fire, self._store, self._set_storage, self._set_handlers = _hot_path(
             self._window, clock, self._time, self._subscribers
         )
         self._emit = emit
@@ -284,7 +398,7 @@ class SignalSink:
 
     def _emit_built(self, event: SignalEvent[Any]) -> None:
         """Store an event from ``make_event`` with a fresh id (it is its own entry) and tell the subscribers."""
-        self._window.append(event)
+        self._store(event)
         self._fire(event)
 
     def make_event(
@@ -339,7 +453,8 @@ class SignalSink:
     def restore(self, event: SignalEvent[Any]) -> bool:
         """Record a signal that happened earlier (reloaded from storage, replayed).
 
-        It ages from its own ``timestamp``, not from now; subscribers are told as for ``emit``.
+        It ages from its own ``timestamp``, not from now; subscribers are told as for ``emit``, taps
+        (``open_tap``) are not: they collect the signals emitted here only.
 
         Returns:
             False, recording nothing, when the signal is already older than ``max_age``.
@@ -355,6 +470,27 @@ class SignalSink:
     def publish(self, event: SignalEvent[Any]) -> None:
         """Tell the subscribers about a signal stored elsewhere (an operation's); the window is untouched."""
         self._fire(event)
+
+    def open_tap(self, max_pending: int) -> SignalTap:
+        """Collect every signal emitted on this sink from now on, to be taken later (``tap.take()``).
+
+        A tap is the cheap way to carry a sink's signals elsewhere (a bridge, a log): the emitting thread
+        only appends the stored entry to the tap's bounded deque, where a subscriber makes every ``emit``
+        build an event and call Python code. Signals recorded with ``restore`` (received from elsewhere)
+        do not reach taps. At most ``max_pending`` wait (the oldest are lost beyond it, counted in
+        ``tap.dropped``); ``tap.close()`` stops collecting.
+        """
+        check_int(max_pending, "max_pending", minimum=1)
+        tap = SignalTap(max_pending, self._time, self._close_tap)
+        with self._lock:
+            self._taps = (*self._taps, tap)
+            self._set_storage(None, self._taps)
+        return tap
+
+    def _close_tap(self, tap: SignalTap) -> None:
+        with self._lock:
+            self._taps = tuple(t for t in self._taps if t is not tap)
+            self._set_storage(None, self._taps)
 
     def subscribe(self, handler: Callable[[SignalEvent[Any]], object]) -> Subscription:
         """Call ``handler(event)`` for every signal emitted on or through this sink from now on."""
@@ -495,7 +631,7 @@ class SignalSink:
                 return []
             fresh: deque[_Entry] = deque(kept, maxlen=old.maxlen)
             self._window = fresh
-            self._set_window(fresh)
+            self._set_storage(fresh, None)
             last = snapshot[-1] if snapshot else None
             late = []
             for entry in reversed(tuple(old)):  # appended meanwhile: newer than the snapshot's last

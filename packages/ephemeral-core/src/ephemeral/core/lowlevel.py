@@ -63,7 +63,7 @@ from ._queues import (
     Room as Room,
     WorkQueue as WorkQueue,
 )
-from ._sink import next_id as next_id
+from ._sink import SignalTap as SignalTap, next_id as next_id
 from ._wakeup import Wakeup as Wakeup, sleep as sleep, sleep_time as sleep_time, time_until as time_until
 from ._window import OperationWindow as OperationWindow, WindowViews as WindowViews
 from ._workers import Dispatcher as Dispatcher, ParkingLot as ParkingLot, WorkerPool as WorkerPool
@@ -97,6 +97,7 @@ __all__ = (
     "PersistAtom",
     "Refused",
     "Room",
+    "SignalTap",
     "TaskGroupOwner",
     "TimeBase",
     "Verdict",
