@@ -29,6 +29,7 @@ from ephemeral.core.lowlevel import (
     BackoffPolicy,
     BoundedMap,
     LoopBinding,
+    SignalTap,
     TaskGroupOwner,
     Wakeup,
     check_int,
@@ -52,9 +53,14 @@ _FIELDS = operator.attrgetter("signal", "key", "operation_id", "timestamp", "pay
 #: How often the writer's queue is filled from the captured signals while a write or a reconnection takes
 #: long (so ``max_queue`` bounds what waits, and overflow is counted, whatever the database does).
 _PUMP_INTERVAL = 0.05
+#: The most local signals the sink's tap holds between two fillings of the queue (``max_queue`` when larger);
+#: beyond it the oldest are lost and counted as ``dropped`` (with a ``publish`` filter, whether or not they
+#: would have gone out).
+_TAP_PENDING = 100_000
 
-#: The entered bridges of each sink, by id(sink): a signal a bridge restores from the table, or one of its
-#: own, is marked in every one of them, so none of them publishes it (no loops, also with two bridges).
+#: The entered bridges of each sink, by id(sink): a signal a bridge emits itself (``bridge.*``) is marked in
+#: every one of them, so none of them publishes it. Signals restored from the table never reach a tap, so no
+#: bridge of the sink publishes them either (no loops, also with two bridges).
 _BRIDGES: dict[int, list[PostgresSignalBridge]] = {}
 #: Set on the thread that applies a remote retraction: no bridge publishes the retractions it causes.
 _applying = threading.local()
@@ -156,8 +162,9 @@ def _patterns(value: object, name: str) -> PatternSet:
 class PostgresSignalBridge(TaskGroupOwner):
     """Carries a sink's signals to every process on the same PostgreSQL table, and theirs to it.
 
-    Signals emitted on ``sink`` (any thread) are captured by a C-level sink subscriber (a deque's
-    ``append``: the emitting thread runs no bridge code); on the event loop they are filtered by
+    Signals emitted on ``sink`` (any thread) are collected by a sink tap (``SignalSink.open_tap``: the
+    emitting thread only appends the sink's entry to a bounded deque, builds no event and runs no bridge
+    code; signals the sink ``restore``-d are never collected); on the event loop they are filtered by
     ``publish`` and queued, and a background task writes them in batches: one transaction per batch
     (one ``INSERT ... SELECT FROM unnest(...)``, then ``NOTIFY``). Every bridge LISTENs on the channel;
     a notification only wakes its reader, which reads the rows newer than the last one it saw (and the
@@ -318,12 +325,16 @@ class PostgresSignalBridge(TaskGroupOwner):
         )
         self._libpq_timeout = max(2, math.ceil(self._connect_timeout))
 
-        # Outgoing. The sink's subscriber is ``captured.append`` (C code: nothing else runs on the emitting
-        # thread); the loop moves captured signals to ``pending`` (filtering, bounded by max_queue), the
-        # writer takes its batches from there.
+        # Outgoing. A sink tap collects the local signals (nothing of the bridge runs on the emitting
+        # thread); ``captured`` receives them from the tap, in order with the local retractions; the loop
+        # moves captured signals to ``pending`` (filtering, bounded by max_queue), the writer takes its
+        # batches from there.
+        self._tap: SignalTap | None = None
+        self._tap_dropped = 0  # the tap's losses already counted in _dropped_total
+        self._capture_lock = threading.Lock()
         self._captured: deque[Any] = deque()
         self._pending: deque[Any] = deque()
-        self._unpublished: dict[int, Any] = {}  # id -> event: restored or own signals, never published
+        self._unpublished: dict[int, Any] = {}  # id -> event: the bridges' own signals, never published
         self._take_lock = threading.Lock()
         self._trigger: Subscription | None = None  # the one-shot wake, installed while the pump waits
         # Row numbers: unique per node_id, also across restarts (they start at the microseconds since the
@@ -418,10 +429,8 @@ class PostgresSignalBridge(TaskGroupOwner):
         self._ready = anyio.Event()
         self._drained = anyio.Event()
         _BRIDGES.setdefault(id(self._sink), []).append(self)
-        self._subscriptions = [
-            self._sink.subscribe(self._captured.append),
-            self._sink.subscribe_retracted(self._on_retracted),
-        ]
+        self._tap = self._sink.open_tap(max(self._max_queue, _TAP_PENDING))
+        self._subscriptions = [self._sink.subscribe_retracted(self._on_retracted)]
         tg.start_soon(self._pump)  # from now on: what is captured while entry connects stays bounded too
         with anyio.move_on_after(self._connect_timeout):
             for attempt in itertools.count(1):  # a server still starting refuses connections: wait for it
@@ -473,6 +482,9 @@ class PostgresSignalBridge(TaskGroupOwner):
                 del _BRIDGES[id(self._sink)]
 
     def _unsubscribe(self) -> None:
+        """Stop collecting local signals (what the tap already holds can still be taken)."""
+        if self._tap is not None:
+            self._tap.close()
         for subscription in self._subscriptions:
             subscription.close()
         if self._trigger is not None:
@@ -483,8 +495,22 @@ class PostgresSignalBridge(TaskGroupOwner):
     def _on_retracted(self, event: SignalRetractedEvent) -> None:
         """Capture a local retraction (a sink subscriber: any thread); remote ones applied here are not."""
         if not getattr(_applying, "active", False):
-            self._captured.append(event)
+            self._capture(event)
             self._wake(self._pump_wakeup)
+
+    def _capture(self, retraction: SignalRetractedEvent | None = None) -> None:
+        """Move the tap's signals to ``captured`` (then ``retraction``, which follows them); any thread."""
+        tap = self._tap
+        with self._capture_lock:
+            if tap is not None and len(tap):
+                self._captured.extend(tap.take())
+            if retraction is not None:
+                self._captured.append(retraction)
+
+    def _waiting(self) -> bool:
+        """Whether local signals wait to be taken (in the tap or captured)."""
+        tap = self._tap
+        return bool(self._captured) or (tap is not None and len(tap) > 0)
 
     def _take(self) -> None:
         """Move the captured signals that go out to the writer's queue (any thread; the loop's, mostly).
@@ -493,14 +519,18 @@ class PostgresSignalBridge(TaskGroupOwner):
         skipped, ``publish`` is applied, and ``max_queue`` is enforced: beyond it the newest are dropped,
         counted, and ``bridge.dropped`` is emitted once per overflow.
         """
-        captured = self._captured
-        if not captured:
+        self._capture()
+        captured, tap = self._captured, self._tap
+        lost = 0 if tap is None else tap.dropped - self._tap_dropped
+        if not captured and not lost:
             return
         with self._take_lock:
             pending, unpublished, popleft = self._pending, self._unpublished, captured.popleft
             room = self._max_queue - len(pending)
             publish_all, publishes = self._publish_all, self._publishes
-            dropped = 0
+            lost = 0 if tap is None else tap.dropped - self._tap_dropped  # under the lock: counted once
+            self._tap_dropped += lost
+            dropped = lost
             for _ in range(len(captured)):
                 item = popleft()
                 if unpublished and unpublished.pop(id(item), None) is item:
@@ -524,8 +554,9 @@ class PostgresSignalBridge(TaskGroupOwner):
     async def _pump(self) -> None:
         """Fill the writer's queue from the captured signals whenever the sink has new ones.
 
-        While the queue is being filled nothing is installed on the sink but ``captured.append``; once it
-        waits, a one-shot subscriber wakes it at the next signal and removes itself.
+        While the queue is being filled nothing is installed on the sink but the tap (no subscriber: no
+        event is built per emit); once it waits, a one-shot subscriber wakes it at the next signal and
+        removes itself (so events are built only while it is armed: about once per batch under load).
         """
         assert self._pump_wakeup is not None
         wakeup = self._pump_wakeup
@@ -536,7 +567,7 @@ class PostgresSignalBridge(TaskGroupOwner):
                 continue
             if not self._closing and (self._trigger is None or self._trigger.closed):
                 self._trigger = self._arm()
-            await wakeup.wait(ready=lambda: bool(self._captured))
+            await wakeup.wait(ready=self._waiting)
 
     def _arm(self) -> Subscription:
         """A sink subscriber that wakes the pump at the next signal, then removes itself."""
@@ -575,26 +606,18 @@ class PostgresSignalBridge(TaskGroupOwner):
         elif wakeup.waiting:  # an emit from a thread the loop itself waits on must not block
             binding.call(wakeup.wake)
 
-    def _unpublished_emit(self, event: SignalEvent[Any], emit: Callable[[SignalEvent[Any]], object]) -> object:
-        """``emit(event)`` on the sink, marked so that no bridge of the sink publishes it."""
+    def _emit_own(self, name: str) -> None:
+        """Emit one of the bridge's own signals on the local sink, marked so that no bridge of the sink publishes it."""
+        event: SignalEvent[Any] = SignalEvent(name, next_id(), self._node_id, self._sink.now())
         bridges = _BRIDGES.get(id(self._sink), ())
         for bridge in bridges:
             bridge._unpublished[id(event)] = event
         try:
-            kept = emit(event)
+            self._sink.emit(event)
         except BaseException:
             for bridge in bridges:
                 bridge._unpublished.pop(id(event), None)
             raise
-        if kept is False:  # not stored nor told (too old): nobody captured it
-            for bridge in bridges:
-                bridge._unpublished.pop(id(event), None)
-        return kept
-
-    def _emit_own(self, name: str) -> None:
-        """Emit one of the bridge's own signals on the local sink; it is never published."""
-        event: SignalEvent[Any] = SignalEvent(name, next_id(), self._node_id, self._sink.now())
-        self._unpublished_emit(event, self._sink.emit)
 
     def _set_down(self, which: str, down: bool, error: BaseException | None = None) -> None:
         if error is not None:
@@ -662,7 +685,7 @@ class PostgresSignalBridge(TaskGroupOwner):
                         )
                         self._inflight = []
                         continue
-                    if self._closing and not self._captured:
+                    if self._closing and not self._waiting():
                         self._drained.set()  # nothing queued or in flight any more
                     if self._clock() >= next_cleanup:
                         await anyio.to_thread.run_sync(self._cleanup, conn)
@@ -833,7 +856,7 @@ class PostgresSignalBridge(TaskGroupOwner):
             )
             with self._origins_lock:
                 self._origins.put(event, row_node)
-            self._unpublished_emit(event, restore)
+            restore(event)  # never published: restored signals do not reach the taps of any bridge
             self._received += 1
             newest = ts
         self._last_id = last
