@@ -114,19 +114,21 @@ class SignalTap:
     ``max_pending`` wait: beyond it the oldest are lost and counted in ``dropped``.
     """
 
-    __slots__ = ("__weakref__", "_detach", "_entries", "_lock", "_reads", "_taken", "_ticks", "_timebase")
+    __slots__ = ("_detach", "_dropped", "_entries", "_lock", "_reads", "_taken", "_ticks", "_timebase")
 
     def __init__(self, max_pending: int, timebase: TimeBase, detach: Callable[[SignalTap], None]) -> None:
         self._entries: deque[_Entry] = deque(maxlen=max_pending)
         self._ticks = itertools.count()  # advanced once per entry stored (after it) and once per read
         self._reads = 0
         self._taken = 0
+        self._dropped = 0
         self._timebase = timebase
         self._detach: Callable[[SignalTap], None] | None = detach
         self._lock = threading.Lock()
 
-    def _store_functions(self) -> tuple[Callable[[_Entry], None], Callable[[], int]]:
-        return self._entries.append, self._ticks.__next__
+    def _store_functions(self) -> tuple[Callable[[_Entry], None], itertools.count[int]]:
+        """What the sink's store calls: the deque's ``append``, and the counter to advance after it."""
+        return self._entries.append, self._ticks
 
     def take(self) -> list[SignalEvent[Any]]:
         """The signals waiting, oldest first, as events; they no longer wait. Thread-safe."""
@@ -148,7 +150,9 @@ class SignalTap:
         with self._lock:
             stored = next(self._ticks) - self._reads
             self._reads += 1
-            return max(stored - self._taken - len(self._entries), 0)
+            # Never more than the truth (an entry is counted after it is stored), so the largest seen holds.
+            self._dropped = max(self._dropped, stored - self._taken - len(self._entries))
+            return self._dropped
 
     @property
     def max_pending(self) -> int:
@@ -277,12 +281,12 @@ def _hot_path(
         if not taps:
             append = into_window
         elif len(taps) == 1:
-            into_tap, tick = taps[0]._store_functions()
+            into_tap, ticks = taps[0]._store_functions()
 
             def append_one(entry: _Entry) -> None:
                 into_window(entry)
                 into_tap(entry)
-                tick()
+                next(ticks)  # the builtin: cheaper than a bound ``__next__``
 
             append = append_one
         else:
@@ -290,9 +294,9 @@ def _hot_path(
 
             def append_all(entry: _Entry) -> None:
                 into_window(entry)
-                for into_tap, tick in stores:
+                for into_tap, ticks in stores:
                     into_tap(entry)
-                    tick()
+                    next(ticks)
 
             append = append_all
 
