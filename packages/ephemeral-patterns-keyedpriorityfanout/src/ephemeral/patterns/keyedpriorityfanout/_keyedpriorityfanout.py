@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Generic, NamedTuple, TypeVar
 
 from ephemeral.core import (
-    CoordinatorMetrics,
     EphemeralOptions,
     PriorityKeyedWorkCoordinator,
     PriorityLane,
@@ -156,24 +155,6 @@ class KeyedPriorityFanOut(AtomBase[PriorityKeyedWorkCoordinator[T, K]], Generic[
         """Items accepted and not started, per lane."""
         return PendingCounts(*self.coordinator.pending_counts.values())
 
-    @property
-    def pending_count(self) -> int:
-        """Items accepted and not started, both lanes."""
-        return self.coordinator.pending_count
-
-    @property
-    def active_count(self) -> int:
-        """Bodies running now."""
-        return self.coordinator.active_count
-
     def get_pending_counts_for_key(self, key: K) -> PendingCounts:
         """Items of ``key`` accepted and not started, per lane."""
         return PendingCounts(*self.coordinator.get_pending_counts_for_key(key).values())
-
-    def get_metrics(self) -> CoordinatorMetrics:
-        """Every counter at once: ``total_enqueued``, ``total_completed``, ``total_failed``, ``total_cancelled``, ..."""
-        return self.coordinator.get_metrics()
-
-    def cancel(self) -> None:
-        """Refuse new items, cancel waiting ones and interrupt running bodies (counted as cancelled)."""
-        self.coordinator.cancel()
